@@ -1,0 +1,8 @@
+//! memmap-model: the types every part of memmap-lab shares — the kernel's memmap
+//! layout of device and hot-added memory, scenario files, and run files — with
+//! their readers and writers. Kept small in dependencies on purpose.
+
+pub mod hist;
+pub mod layout;
+pub mod run;
+pub mod scenario;

@@ -1,0 +1,96 @@
+use clap::{Parser, Subcommand};
+use memmap_replay::{compare, layout_cmd, runner, strategy};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Replay the kernel's memmap (struct page) initialisation of pmem namespaces and
+/// hot-added memory on real mmap'd memory, under the strategies proposed upstream.
+#[derive(Parser)]
+#[command(name = "memmap-replay", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Replay a scenario under one strategy and write a run file.
+    Run(runner::RunArgs),
+    /// Compute the kernel's layout of namespaces / hot-added memory.
+    Layout(layout_cmd::LayoutArgs),
+    /// Compare run files: medians, spread, deltas with significance.
+    Compare(compare::CompareArgs),
+    /// List the strategies.
+    Strategies,
+    /// List the shipped scenarios.
+    Scenarios,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Run(a) => run(&a),
+        Cmd::Layout(a) => layout_cmd::run(&a).map(|_| ExitCode::SUCCESS),
+        Cmd::Compare(a) => compare::run(&a).map(|_| ExitCode::SUCCESS),
+        Cmd::Strategies => {
+            for s in strategy::ALL {
+                let p = s.default_params(1);
+                println!(
+                    "{:20} threads={:<3} sub-ranges={:<4} store={:?}  {}",
+                    s.name(),
+                    if s == strategy::Strategy::JordanPadata { "cpus/node".to_string() } else { p.threads.to_string() },
+                    p.sub_ranges,
+                    p.store,
+                    s.namespace_concurrency()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Scenarios => {
+            for (name, text) in runner::SHIPPED {
+                let first = text.lines().find(|l| l.starts_with("description")).unwrap_or("");
+                println!("{name:24} {}", first.trim_start_matches("description = ").trim_matches('"'));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match res {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("memmap-replay: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(a: &runner::RunArgs) -> anyhow::Result<ExitCode> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // First Ctrl-C: finish the current repeat, keep what is done. Second: exit now.
+        ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::AcqRel) {
+                eprintln!("memmap-replay: interrupted twice, exiting");
+                std::process::exit(130);
+            }
+            eprintln!("memmap-replay: interrupted, finishing the current repeat (Ctrl-C again to abort)");
+        })?;
+    }
+    let rf = runner::run(a, interrupted)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&runner::summary_json(&rf, &a.output))?);
+    } else {
+        runner::print_human(&rf, &a.output);
+    }
+    let bad_verify = rf.repeats.iter().filter_map(|r| r.verify.as_ref()).any(|v| v.errors > 0);
+    let bad_reads = rf.repeats.iter().any(|r| r.metrics.uninitialised_reads > 0);
+    if bad_verify || bad_reads {
+        eprintln!("memmap-replay: verification FAILED (see run file: verify.first_errors / uninitialised_reads)");
+        return Ok(ExitCode::from(1));
+    }
+    if rf.interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::SUCCESS)
+}

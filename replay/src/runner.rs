@@ -1,0 +1,457 @@
+//! `memmap-replay run`: scenario -> layouts -> target -> repeats -> run file.
+
+use crate::engine::{self, Engine, EngineOptions};
+use crate::strategy::Strategy;
+use crate::target::{self, Target, TargetSpec};
+use anyhow::Context;
+use memmap_model::layout::{self, RangeLayout};
+use memmap_model::run::*;
+use memmap_model::scenario::Scenario;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Scenarios shipped in traces/scenarios, usable by name from any directory.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("qemu-16g", include_str!("../../traces/scenarios/qemu-16g.toml")),
+    ("williams-128g", include_str!("../../traces/scenarios/williams-128g.toml")),
+    ("williams-8socket", include_str!("../../traces/scenarios/williams-8socket.toml")),
+    ("duyck-3t-optane", include_str!("../../traces/scenarios/duyck-3t-optane.toml")),
+    ("lizhe-100g-fsdax", include_str!("../../traces/scenarios/lizhe-100g-fsdax.toml")),
+    ("martins-1t-devdax-2m", include_str!("../../traces/scenarios/martins-1t-devdax-2m.toml")),
+    ("martins-1t-devdax-1g", include_str!("../../traces/scenarios/martins-1t-devdax-1g.toml")),
+];
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Scenario file (TOML) or the name of a shipped scenario (see `memmap-replay scenarios`).
+    pub scenario: String,
+    /// Init strategy to replay.
+    #[arg(long, value_enum)]
+    pub strategy: Strategy,
+    /// Init threads per namespace (default: the strategy's own).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Sub-ranges per thread (williams-async NR_MEMMAP_RANGE, default 128).
+    #[arg(long)]
+    pub sub_ranges: Option<u32>,
+    /// Chunk in pages: padata minimum chunk, span granularity otherwise (default 32768 = one section).
+    #[arg(long)]
+    pub chunk_pages: Option<u64>,
+    /// Store kind (default: the strategy's own).
+    #[arg(long, value_parser = ["regular", "non-temporal"])]
+    pub store: Option<String>,
+    /// Where the memmap is written: a file (any fs, DAX fs), /dev/daxX.Y, tmpfs, hugetlbfs. Default: anonymous memory.
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    /// Allow writing over a target that holds data.
+    #[arg(long)]
+    pub destroy_data: bool,
+    /// Keep a target file the replay created.
+    #[arg(long)]
+    pub keep_target: bool,
+    /// Store round a reused window of this size (e.g. 4G) when the memmap does not fit.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Fault pattern: none, sequential, uniform, zipf (default: the scenario's).
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Fault threads per namespace (default: the scenario's).
+    #[arg(long)]
+    pub fault_threads: Option<u32>,
+    /// Touches per fault thread (default: the scenario's).
+    #[arg(long)]
+    pub touches: Option<u64>,
+    /// Fault size: 4K (PTE) or 2M (PMD) (default: the scenario's).
+    #[arg(long)]
+    pub fault_size: Option<String>,
+    /// Multiply the scenario's sizes (e.g. 0.125 for a scaled equivalent).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Repeats.
+    #[arg(long, short = 'r', default_value_t = 5)]
+    pub repeat: u32,
+    /// Re-read the whole memmap after each repeat and check every record.
+    #[arg(long)]
+    pub verify: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run file to write.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn load_scenario(name_or_path: &str) -> anyhow::Result<(Scenario, Option<String>, String)> {
+    let p = Path::new(name_or_path);
+    if p.exists() {
+        let s = Scenario::read(p)?;
+        return Ok((s, Some(p.display().to_string()), name_or_path.to_string()));
+    }
+    if let Some((n, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
+        let label = format!("shipped:{n}");
+        return Ok((Scenario::parse(&label, text)?, None, label));
+    }
+    anyhow::bail!(
+        "{name_or_path}: no such file, and not a shipped scenario (shipped: {})",
+        SHIPPED.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
+    )
+}
+
+pub fn host_info() -> HostInfo {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let cpu_model = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let mem_total_bytes = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024;
+    let numa_nodes = std::fs::read_dir("/sys/devices/system/node")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.starts_with("node") && n[4..].parse::<u32>().is_ok()
+                })
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1);
+    HostInfo {
+        hostname: read("/proc/sys/kernel/hostname"),
+        kernel_release: read("/proc/sys/kernel/osrelease"),
+        cpu_model,
+        cpus_online: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        mem_total_bytes,
+        numa_nodes,
+    }
+}
+
+fn target_info(t: &Target) -> TargetInfo {
+    let i = t.info();
+    TargetInfo {
+        kind: serde_json::to_value(&i.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        path: i.path.clone(),
+        filesystem: i.filesystem.clone(),
+        dax: i.dax,
+        map_sync: i.map_sync,
+        page_size_bytes: i.page_size_bytes,
+        persistent: i.persistent,
+        flush: i.flush.clone(),
+        length_bytes: i.length_bytes,
+        notes: i.notes.clone(),
+    }
+}
+
+pub struct Prepared {
+    pub scenario: Scenario,
+    pub scenario_ref: ScenarioRef,
+    pub layouts: Vec<RangeLayout>,
+    pub engine: Engine,
+    pub config: RunConfig,
+}
+
+pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+    let (scenario, path, label) = load_scenario(&args.scenario)?;
+    anyhow::ensure!(
+        args.scale > 0.0 && args.scale <= 1.0,
+        "--scale {}: expected a factor in (0, 1]",
+        args.scale
+    );
+    let layouts = scenario.layouts(&label, args.scale)?;
+    let strat = args.strategy;
+    let mut params = strat.default_params(scenario.host.cpus_per_node);
+    if let Some(t) = args.threads {
+        anyhow::ensure!(t >= 1, "--threads must be at least 1");
+        params.threads = t;
+    }
+    if let Some(r) = args.sub_ranges {
+        anyhow::ensure!(r >= 1, "--sub-ranges must be at least 1");
+        params.sub_ranges = r;
+    }
+    if let Some(c) = args.chunk_pages {
+        anyhow::ensure!(c >= 1, "--chunk-pages must be at least 1");
+        params.chunk_pages = c;
+    }
+    match args.store.as_deref() {
+        Some("regular") => params.store = StoreKind::Regular,
+        Some("non-temporal") => params.store = StoreKind::NonTemporal,
+        _ => {}
+    }
+    let fs = &scenario.faults;
+    let fault_size = args.fault_size.clone().unwrap_or(fs.size.clone());
+    let fault_bytes = layout::parse_size(&fault_size).context("--fault-size")?;
+    anyhow::ensure!(
+        fault_bytes == 4096 || fault_bytes == 2 << 20,
+        "--fault-size {fault_size}: expected 4K (PTE) or 2M (PMD)"
+    );
+    let faults = FaultConfig {
+        pattern: args.faults.clone().unwrap_or(fs.pattern.clone()),
+        threads_per_namespace: args.fault_threads.unwrap_or(fs.threads_per_namespace),
+        touches_per_thread: args.touches.unwrap_or(fs.touches_per_thread),
+        fault_bytes,
+        zipf_exponent: fs.zipf_exponent,
+        think_ns: (fs.think_us * 1000.0) as u64,
+        seed: args.seed,
+        trace: None,
+    };
+    crate::faults::FaultPicker::new(&faults.pattern, 1, 0, 1, 0, 1.0)?;
+    let full = engine::full_memmap_bytes(&layouts, strat);
+    let mut notes = Vec::new();
+    let window = match &args.window {
+        Some(w) => Some(layout::parse_size(w).context("--window")?),
+        None if args.target.is_none() => {
+            let avail = target::mem_available_bytes().unwrap_or(u64::MAX);
+            if full > avail / 10 * 6 {
+                let w = (avail / 4).min(8 << 30) / (2 << 20) * (2 << 20);
+                notes.push(format!(
+                    "memmap needs {} but only {} of memory is available: reused window of {} chosen automatically",
+                    layout::format_size(full),
+                    layout::format_size(avail),
+                    layout::format_size(w)
+                ));
+                Some(w)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    if let Some(w) = window {
+        anyhow::ensure!(
+            w < full,
+            "--window {} is not smaller than the memmap ({}): drop --window",
+            layout::format_size(w),
+            layout::format_size(full)
+        );
+    }
+    let spec = TargetSpec {
+        path: args.target.clone(),
+        destroy_data: args.destroy_data,
+        keep_file: args.keep_target,
+    };
+    let len = window.unwrap_or(full);
+    let tgt = Target::open(&spec, len).with_context(|| {
+        format!(
+            "opening the target for {} of memmap{}",
+            layout::format_size(len),
+            if window.is_none() {
+                " (use --window SIZE to store round a smaller reused window)"
+            } else {
+                ""
+            }
+        )
+    })?;
+    let tinfo = target_info(&tgt);
+    let engine = Engine::new(
+        EngineOptions {
+            strategy: strat,
+            params: params.clone(),
+            faults: faults.clone(),
+            verify: args.verify,
+        },
+        &layouts,
+        tgt,
+        window,
+    )?;
+    notes.extend(engine.notes.iter().cloned());
+    let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let scen_cpus = scenario.host.nodes * scenario.host.cpus_per_node;
+    if host_cpus < scen_cpus {
+        notes.push(format!(
+            "scenario host has {scen_cpus} CPUs, this machine {host_cpus}: threads time-share the CPUs here"
+        ));
+    }
+    if args.scale != 1.0 {
+        notes.push(format!("sizes scaled by {} from the scenario", args.scale));
+    }
+    let config = RunConfig {
+        strategy: strat.name().into(),
+        params,
+        faults,
+        repeats_requested: args.repeat,
+        verify: args.verify,
+        target: tinfo,
+        window: engine.window.clone(),
+        namespace_concurrency: strat.namespace_concurrency().into(),
+        notes,
+    };
+    let scenario_ref = ScenarioRef {
+        name: scenario.name.clone(),
+        path,
+        description: scenario.description.clone(),
+        source: scenario.source.clone(),
+        scale: args.scale,
+    };
+    Ok(Prepared {
+        scenario,
+        scenario_ref,
+        layouts,
+        engine,
+        config,
+    })
+}
+
+/// Run all repeats, rewriting the run file after each so partial runs survive.
+/// Returns the run file and whether every repeat passed its checks.
+pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFile> {
+    let prep = prepare(args)?;
+    let mut rf = RunFile {
+        format: RUN_FORMAT.into(),
+        version: RUN_VERSION,
+        complete: false,
+        interrupted: false,
+        tool: format!("memmap-replay {}", env!("CARGO_PKG_VERSION")),
+        created_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+        scenario: prep.scenario_ref.clone(),
+        config: prep.config.clone(),
+        host: host_info(),
+        layout: prep.layouts.clone(),
+        repeats: Vec::new(),
+    };
+    if let Some(dir) = args.output.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    rf.write(&args.output)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let bar = indicatif::ProgressBar::new(args.repeat as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} repeats {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {}", prep.scenario.name, args.strategy.name()));
+    for i in 0..args.repeat {
+        if interrupted.load(Ordering::Acquire) {
+            rf.interrupted = true;
+            break;
+        }
+        let rep = prep.engine.run_repeat(i)?;
+        bar.set_message(format!(
+            "complete {:.1} ms, {:.2} GB/s, p99 stall {:.1} us",
+            rep.metrics.time_to_complete_ns as f64 / 1e6,
+            rep.metrics.memmap_bytes_per_s / 1e9,
+            rep.metrics.stall_p99_ns as f64 / 1e3
+        ));
+        rf.repeats.push(rep);
+        rf.write(&args.output)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if interrupted.load(Ordering::Acquire) {
+        rf.interrupted = true;
+    }
+    rf.complete = !rf.interrupted;
+    rf.write(&args.output)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    Ok(rf)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Medians over repeats of the headline metrics.
+pub fn summary_json(rf: &RunFile, path: &Path) -> serde_json::Value {
+    let m = |f: &dyn Fn(&Metrics) -> f64| median(rf.repeats.iter().map(|r| f(&r.metrics)).collect());
+    let verify_errors: u64 = rf
+        .repeats
+        .iter()
+        .filter_map(|r| r.verify.as_ref())
+        .map(|v| v.errors)
+        .sum();
+    serde_json::json!({
+        "run_file": path.display().to_string(),
+        "scenario": rf.scenario.name,
+        "strategy": rf.config.strategy,
+        "repeats": rf.repeats.len(),
+        "complete": rf.complete,
+        "interrupted": rf.interrupted,
+        "target": rf.config.target.kind,
+        "window": rf.config.window,
+        "median": {
+            "time_to_available_ms": m(&|x| x.time_to_available_ns as f64) / 1e6,
+            "time_to_complete_ms": m(&|x| x.time_to_complete_ns as f64) / 1e6,
+            "populate_ms": m(&|x| x.populate_ns as f64) / 1e6,
+            "init_ms": m(&|x| x.init_ns as f64) / 1e6,
+            "memmap_gb_per_s": m(&|x| x.memmap_bytes_per_s) / 1e9,
+            "stall_p50_us": m(&|x| x.stall_p50_ns as f64) / 1e3,
+            "stall_p99_us": m(&|x| x.stall_p99_ns as f64) / 1e3,
+            "stall_max_us": m(&|x| x.stall_max_ns as f64) / 1e3,
+            "engine_efficiency": m(&|x| x.engine_efficiency),
+            "fraction_of_nt_roofline": m(&|x| x.fraction_of_nt_roofline),
+        },
+        "struct_pages_written": rf.repeats.first().map(|r| r.metrics.struct_pages_written),
+        "uninitialised_reads": rf.repeats.iter().map(|r| r.metrics.uninitialised_reads).sum::<u64>(),
+        "verify_errors": verify_errors,
+        "notes": rf.config.notes,
+    })
+}
+
+pub fn print_human(rf: &RunFile, path: &Path) {
+    let s = summary_json(rf, path);
+    let med = &s["median"];
+    let f = |k: &str| med[k].as_f64().unwrap_or(0.0);
+    println!(
+        "{} / {}: {} repeats{}",
+        rf.scenario.name,
+        rf.config.strategy,
+        rf.repeats.len(),
+        if rf.interrupted { " (interrupted)" } else { "" }
+    );
+    println!(
+        "  target {} ({}), threads {}, store {:?}",
+        rf.config.target.kind,
+        rf.config.target.path.as_deref().unwrap_or("anonymous memory"),
+        rf.config.params.threads,
+        rf.config.params.store
+    );
+    println!("  median time to available  {:>10.2} ms", f("time_to_available_ms"));
+    println!("  median time to complete   {:>10.2} ms", f("time_to_complete_ms"));
+    println!("  median populate (phase 1) {:>10.2} ms", f("populate_ms"));
+    println!("  median init (phase 2)     {:>10.2} ms", f("init_ms"));
+    println!("  median memmap bandwidth   {:>10.2} GB/s", f("memmap_gb_per_s"));
+    println!(
+        "  median fault stall p50/p99/max {:.1} / {:.1} / {:.1} us",
+        f("stall_p50_us"),
+        f("stall_p99_us"),
+        f("stall_max_us")
+    );
+    println!("  engine efficiency         {:>10.3} (bare store loop time / init time)", f("engine_efficiency"));
+    println!("  fraction of NT roofline   {:>10.3}", f("fraction_of_nt_roofline"));
+    if rf.config.verify {
+        println!("  verify errors             {:>10}", s["verify_errors"]);
+    }
+    for n in &rf.config.notes {
+        println!("  note: {n}");
+    }
+    println!("  run file: {}", path.display());
+}
