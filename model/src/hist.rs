@@ -75,7 +75,8 @@ impl StoredHistogram {
 
     /// Decode the full histogram.
     pub fn decode(&self) -> Result<Histogram<u64>, HistError> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.hdr_v2_deflate_base64)?;
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(&self.hdr_v2_deflate_base64)?;
         Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(HistError::Decode)

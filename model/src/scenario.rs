@@ -170,7 +170,10 @@ impl Scenario {
             if ns.node >= self.host.nodes {
                 return Err(invalid(
                     &format!("namespace[{i}].node"),
-                    format!("node {} but the host has {} nodes", ns.node, self.host.nodes),
+                    format!(
+                        "node {} but the host has {} nodes",
+                        ns.node, self.host.nodes
+                    ),
                 ));
             }
         }
@@ -187,7 +190,10 @@ impl Scenario {
         if fb != 4096 && fb != 2 << 20 {
             return Err(invalid(
                 "faults.size",
-                format!("{}: expected 4K (PTE fault) or 2M (PMD fault)", self.faults.size),
+                format!(
+                    "{}: expected 4K (PTE fault) or 2M (PMD fault)",
+                    self.faults.size
+                ),
             ));
         }
         self.namespace_specs(path, 1.0)?;

@@ -11,14 +11,21 @@
 
 use anyhow::{bail, Context as _};
 use memmap_model::run::{RecordFlavor, RunFile, StoreKind};
-use polars::prelude::*;
+use polars::prelude::{col, len, Column, DataFrame, DataType, IntoLazy};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Largest group size (both sides) for which the exact distribution of U is used.
+/// The exact distribution of U is used when the smaller side has at most this many values...
 pub const EXACT_MAX_N: usize = 8;
+/// ...and both sides together at most this many (bounds the cost of the count).
+pub const EXACT_MAX_TOTAL: usize = 100;
+
+/// Whether [`mann_whitney_u`] uses the exact distribution for sizes n1, n2.
+pub fn uses_exact(n1: usize, n2: usize) -> bool {
+    n1.min(n2) <= EXACT_MAX_N && n1 + n2 <= EXACT_MAX_TOTAL
+}
 /// Bootstrap resamples for the CI of the ratio of medians.
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 /// Base seed of the bootstrap (mixed with scenario, metric and group names).
@@ -273,13 +280,22 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     for (summary, path) in cmp.runs.iter_mut().zip(&args.files) {
         summary.file = Some(path.display().to_string());
     }
-    if args.json {
-        let text = serde_json::to_string_pretty(&cmp).context("serialising the comparison")?;
-        println!("{text}");
+    let text = if args.json {
+        let mut t = serde_json::to_string_pretty(&cmp).context("serialising the comparison")?;
+        t.push('\n');
+        t
     } else {
-        print!("{}", render_table(&cmp));
+        render_table(&cmp)
+    };
+    // Not println!: a closed pipe (`| head`) must end quietly, not panic.
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the comparison to stdout")
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The identifying dimensions of a run besides its strategy name.
@@ -353,7 +369,7 @@ pub fn min_possible_p(n1: usize, n2: usize) -> f64 {
     if n1 == 0 || n2 == 0 {
         return 1.0;
     }
-    if n1 <= EXACT_MAX_N && n2 <= EXACT_MAX_N {
+    if uses_exact(n1, n2) {
         (2.0 / n_choose_k(n1 + n2, n1)).min(1.0)
     } else {
         0.0
@@ -527,7 +543,7 @@ pub fn compare_runs(
         Column::new("metric".into(), col_metric),
         Column::new("value".into(), col_value),
     ])
-    .context("building the repeat table")?;
+    .map_err(|e| anyhow::anyhow!("building the repeat table: {e}"))?;
     let agg = df
         .lazy()
         .group_by_stable([col("scenario"), col("group"), col("metric")])
@@ -565,7 +581,10 @@ pub fn compare_runs(
                 metric.get(i).unwrap_or_default().to_string(),
             );
             let vals: Vec<f64> = match values.get_as_series(i) {
-                Some(s) => s.f64()?.into_iter().flatten().collect(),
+                Some(s) => {
+                    let ca = s.f64()?;
+                    (0..ca.len()).filter_map(|j| ca.get(j)).collect()
+                }
                 None => Vec::new(),
             };
             aggs.insert(
@@ -618,11 +637,6 @@ pub fn compare_runs(
                 }
             }
         }
-        if groups.iter().any(|g| g.repeats > 0 && g.repeats < min_n) && groups.len() > 1 {
-            snotes.push(format!(
-                "need >= {min_n} repeats per side for any difference to be significant at alpha={alpha}"
-            ));
-        }
 
         let mut metrics = Vec::new();
         for m in METRICS {
@@ -672,6 +686,21 @@ pub fn compare_runs(
                     groups: gstats,
                 });
             }
+        }
+        let mut too_few: Vec<String> = Vec::new();
+        for g in metrics.iter().flat_map(|m| &m.groups) {
+            if let Some(d) = &g.vs_baseline {
+                let s = format!("{} ({}+{})", g.group, d.n_baseline, d.n);
+                if d.min_possible_p > alpha && !too_few.contains(&s) {
+                    too_few.push(s);
+                }
+            }
+        }
+        if !too_few.is_empty() {
+            snotes.push(format!(
+                "too few repeats for p <= alpha={alpha}: {}; need >= {min_n} repeats per side",
+                too_few.join(", ")
+            ));
         }
         scenarios.push(ScenarioComparison {
             scenario: scen.clone(),
@@ -785,9 +814,9 @@ pub struct MannWhitney {
 
 /// Two-sided Mann-Whitney U test of `x` against `y`.
 ///
-/// Both sizes <= [`EXACT_MAX_N`]: exact permutation distribution of the rank sum
-/// (over the actual mid-ranks, so ties are handled exactly), p = min(1, 2 * smaller
-/// tail). Otherwise: normal approximation with tie correction and continuity
+/// Smaller side <= [`EXACT_MAX_N`] (and n1 + n2 <= [`EXACT_MAX_TOTAL`]): exact
+/// permutation distribution of the rank sum (over the actual mid-ranks, so ties are
+/// handled exactly), p = min(1, 2 * smaller tail). Otherwise: normal approximation with tie correction and continuity
 /// correction (what scipy.stats.mannwhitneyu(method="asymptotic") computes).
 pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> MannWhitney {
     let (n1, n2) = (x.len(), y.len());
@@ -825,14 +854,22 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> MannWhitney {
     let r1_2: u64 = (0..n).filter(|&k| pooled[k].1).map(|k| rank2[k]).sum();
     let u1 = r1_2 as f64 / 2.0 - (n1 * (n1 + 1)) as f64 / 2.0;
 
-    if n1 <= EXACT_MAX_N && n2 <= EXACT_MAX_N {
+    if uses_exact(n1, n2) {
+        // Distribution of the doubled rank sum of the smaller side over all ways to
+        // choose it from the pooled mid-ranks; two-sided p is the same for either side.
+        let (m, obs) = if n1 <= n2 {
+            (n1, r1_2 as usize)
+        } else {
+            let all: u64 = rank2.iter().sum();
+            (n2, (all - r1_2) as usize)
+        };
         // ways[k][s]: number of k-subsets of the pooled ranks with doubled rank sum s.
         let max_sum: usize = rank2.iter().map(|&r| r as usize).sum();
-        let mut ways = vec![vec![0f64; max_sum + 1]; n1 + 1];
+        let mut ways = vec![vec![0f64; max_sum + 1]; m + 1];
         ways[0][0] = 1.0;
         for &r in &rank2 {
             let r = r as usize;
-            for k in (1..=n1).rev() {
+            for k in (1..=m).rev() {
                 for s in (r..=max_sum).rev() {
                     let add = ways[k - 1][s - r];
                     if add != 0.0 {
@@ -841,10 +878,9 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> MannWhitney {
                 }
             }
         }
-        let total: f64 = ways[n1].iter().sum();
-        let obs = r1_2 as usize;
-        let lower: f64 = ways[n1][..=obs].iter().sum::<f64>() / total;
-        let upper: f64 = ways[n1][obs..].iter().sum::<f64>() / total;
+        let total: f64 = ways[m].iter().sum();
+        let lower: f64 = ways[m][..=obs].iter().sum::<f64>() / total;
+        let upper: f64 = ways[m][obs..].iter().sum::<f64>() / total;
         MannWhitney {
             u1,
             p_value: (2.0 * lower.min(upper)).min(1.0),
@@ -948,7 +984,10 @@ pub fn bootstrap_ratio_ci(base: &[f64], x: &[f64], seed: u64) -> Option<[f64; 2]
         ratios.push(median_sorted(&xs) / d);
     }
     ratios.sort_by(f64::total_cmp);
-    Some([quantile_sorted(&ratios, 0.025), quantile_sorted(&ratios, 0.975)])
+    Some([
+        quantile_sorted(&ratios, 0.025),
+        quantile_sorted(&ratios, 0.975),
+    ])
 }
 
 /// Linear-interpolation quantile (type 7) of sorted values.
@@ -1029,7 +1068,10 @@ pub fn render_table(cmp: &Comparison) -> String {
     }
     for r in &cmp.runs {
         if !r.flags.is_empty() {
-            let name = r.file.clone().unwrap_or_else(|| format!("run #{}", r.index));
+            let name = r
+                .file
+                .clone()
+                .unwrap_or_else(|| format!("run #{}", r.index));
             let _ = writeln!(
                 out,
                 "! {name} ({}): {} ({} of {} repeats)",
@@ -1078,11 +1120,7 @@ pub fn render_table(cmp: &Comparison) -> String {
             let Some(def) = metric_def(m.metric) else {
                 continue;
             };
-            let max = m
-                .groups
-                .iter()
-                .map(|g| g.median.abs())
-                .fold(0.0, f64::max);
+            let max = m.groups.iter().map(|g| g.median.abs()).fold(0.0, f64::max);
             let (ulabel, div) = display_unit(def.kind, max);
             let title = m.metric.strip_suffix("_ns").unwrap_or(m.metric);
             let unit_txt = if ulabel.is_empty() { "ratio" } else { ulabel };
@@ -1101,16 +1139,26 @@ pub fn render_table(cmp: &Comparison) -> String {
             );
             for g in &m.groups {
                 let med = format!(
-                    "{}{} ± {}",
+                    "{}{}{}",
                     fmt_num(g.median / div),
                     ulabel,
                     g.spread_pct
-                        .map(|s| format!("{s:.0}%"))
-                        .unwrap_or_else(|| "?".into())
+                        .map(|s| format!(" ± {s:.0}%"))
+                        .unwrap_or_default()
                 );
                 let (dcol, cicol, pcol, ncol) = match &g.vs_baseline {
-                    None if g.is_baseline => ("base".to_string(), String::new(), String::new(), format!("{}", g.n)),
-                    None => (String::new(), String::new(), String::new(), format!("{}", g.n)),
+                    None if g.is_baseline => (
+                        "base".to_string(),
+                        String::new(),
+                        String::new(),
+                        format!("{}", g.n),
+                    ),
+                    None => (
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        format!("{}", g.n),
+                    ),
                     Some(d) => {
                         let dcol = if d.significant {
                             d.delta_pct
@@ -1128,7 +1176,12 @@ pub fn render_table(cmp: &Comparison) -> String {
                             .ratio_ci95
                             .map(|[lo, hi]| format!("[{lo:.3}, {hi:.3}]"))
                             .unwrap_or_default();
-                        (dcol, ci, fmt_p(d.p_value), format!("{}+{}", d.n_baseline, d.n))
+                        (
+                            dcol,
+                            ci,
+                            fmt_p(d.p_value),
+                            format!("{}+{}", d.n_baseline, d.n),
+                        )
                     }
                 };
                 let _ = writeln!(
@@ -1255,7 +1308,11 @@ mod tests {
         // scipy.stats.mannwhitneyu(x, y, alternative="two-sided", method="exact"), scipy 1.17.1
         let r = mann_whitney_u(&[1.1, 2.3, 3.0, 4.7, 9.9], &[3.5, 5.1, 6.2, 7.7, 8.0, 10.5]);
         assert_eq!(r.u1, 6.0);
-        assert!(close(r.p_value, 0.12554112554112554, 1e-12), "{}", r.p_value);
+        assert!(
+            close(r.p_value, 0.12554112554112554, 1e-12),
+            "{}",
+            r.p_value
+        );
         let r = mann_whitney_u(&[10., 12., 14.], &[11., 13., 15., 16.]);
         assert_eq!(r.u1, 3.0);
         assert!(close(r.p_value, 0.4, 1e-12), "{}", r.p_value);
@@ -1263,7 +1320,41 @@ mod tests {
             &[1., 2., 3., 4., 5., 6., 7., 8.],
             &[9., 10., 11., 12., 13., 14., 15., 16.],
         );
-        assert!(close(r.p_value, 0.0001554001554001554, 1e-15), "{}", r.p_value);
+        assert!(
+            close(r.p_value, 0.0001554001554001554, 1e-15),
+            "{}",
+            r.p_value
+        );
+    }
+
+    #[test]
+    fn exact_unequal_sizes_matches_scipy() {
+        // 3 vs 10: exact because the smaller side has <= 8 values (scipy 1.17.1, method="exact")
+        let y: Vec<f64> = (1..=10).map(|i| i as f64).collect();
+        let x = [5.5, 9.5, 12.5];
+        let r = mann_whitney_u(&x, &y);
+        assert_eq!(r.method, "mann-whitney-u exact");
+        assert_eq!(r.u1, 24.0);
+        assert!(
+            close(r.p_value, 0.16083916083916086, 1e-12),
+            "{}",
+            r.p_value
+        );
+        // larger side first: same p, U of the first sample
+        let r = mann_whitney_u(&y, &x);
+        assert_eq!(r.u1, 6.0);
+        assert!(
+            close(r.p_value, 0.16083916083916086, 1e-12),
+            "{}",
+            r.p_value
+        );
+        let r = mann_whitney_u(&[0.5, 1.5, 2.5], &y);
+        assert!(
+            close(r.p_value, 0.04895104895104895, 1e-12),
+            "{}",
+            r.p_value
+        );
+        assert!(close(min_possible_p(3, 10), 2.0 / 286.0, 1e-15));
     }
 
     #[test]
@@ -1272,7 +1363,11 @@ mod tests {
         // x=[1,2,2], y=[2,3,3,4] -> two-sided p = 2*min(P(R1<=obs), P(R1>=obs)) = 0.17142857142857143
         let r = mann_whitney_u(&[1., 2., 2.], &[2., 3., 3., 4.]);
         assert_eq!(r.u1, 1.0);
-        assert!(close(r.p_value, 0.17142857142857143, 1e-12), "{}", r.p_value);
+        assert!(
+            close(r.p_value, 0.17142857142857143, 1e-12),
+            "{}",
+            r.p_value
+        );
     }
 
     #[test]
@@ -1284,13 +1379,21 @@ mod tests {
         let r = mann_whitney_u(&x, &y);
         assert_eq!(r.method, "mann-whitney-u normal approximation");
         assert_eq!(r.u1, 15.0);
-        assert!(close(r.p_value, 0.009108496398030965, 1e-6), "{}", r.p_value);
+        assert!(
+            close(r.p_value, 0.009108496398030965, 1e-6),
+            "{}",
+            r.p_value
+        );
         // with ties (tie correction matters)
         let x = [1., 2., 2., 3., 3., 3., 4., 5., 5., 6.];
         let y = [3., 4., 4., 5., 5., 6., 6., 7., 7., 8., 9.];
         let r = mann_whitney_u(&x, &y);
         assert_eq!(r.u1, 17.5);
-        assert!(close(r.p_value, 0.008507986774119168, 1e-6), "{}", r.p_value);
+        assert!(
+            close(r.p_value, 0.008507986774119168, 1e-6),
+            "{}",
+            r.p_value
+        );
     }
 
     #[test]
@@ -1371,7 +1474,10 @@ mod tests {
         assert_eq!(sc.groups[0].repeats, 5);
         assert_eq!(metric(sc, "init_ns").groups[0].n, 5);
         assert_eq!(
-            sc.groups[1].distinguishing_params.get("threads").map(String::as_str),
+            sc.groups[1]
+                .distinguishing_params
+                .get("threads")
+                .map(String::as_str),
             Some("8")
         );
     }
@@ -1380,7 +1486,10 @@ mod tests {
     fn baseline_default_and_explicit_and_delta_sign() {
         let slow = [100e6, 101e6, 102e6, 103e6, 104e6, 105e6];
         let fast = [50e6, 51e6, 52e6, 53e6, 54e6, 55e6];
-        let runs = [run_file("s", "slow", 1, &slow), run_file("s", "fast", 1, &fast)];
+        let runs = [
+            run_file("s", "slow", 1, &slow),
+            run_file("s", "fast", 1, &fast),
+        ];
 
         // default: first file's group
         let cmp = compare_runs(&runs, None, 0.05).unwrap();
@@ -1389,7 +1498,11 @@ mod tests {
         let tta = metric(sc, "time_to_available_ns");
         let d = tta.groups[1].vs_baseline.as_ref().unwrap();
         assert!(d.delta_pct.unwrap() < 0.0);
-        assert!(close(d.delta_pct.unwrap(), (52.5 - 102.5) / 102.5 * 100.0, 1e-9));
+        assert!(close(
+            d.delta_pct.unwrap(),
+            (52.5 - 102.5) / 102.5 * 100.0,
+            1e-9
+        ));
         assert!(close(d.p_value, 2.0 / 924.0, 1e-12), "{}", d.p_value);
         assert!(d.significant);
         assert_eq!(d.verdict, "better"); // lower time is better
@@ -1413,8 +1526,13 @@ mod tests {
         assert_eq!(d.verdict, "worse");
 
         // unknown baseline is an error naming the groups
-        let e = compare_runs(&runs, Some("nope"), 0.05).unwrap_err().to_string();
-        assert!(e.contains("nope") && e.contains("slow") && e.contains("fast"), "{e}");
+        let e = compare_runs(&runs, Some("nope"), 0.05)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nope") && e.contains("slow") && e.contains("fast"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1426,7 +1544,10 @@ mod tests {
         let e = compare_runs(&runs, Some("williams-mt"), 0.05)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("ambiguous") && e.contains("williams-mt[threads=8]"), "{e}");
+        assert!(
+            e.contains("ambiguous") && e.contains("williams-mt[threads=8]"),
+            "{e}"
+        );
         let ok = compare_runs(&runs, Some("williams-mt[threads=8]"), 0.05).unwrap();
         assert_eq!(
             ok.scenarios[0].baseline.as_deref(),
@@ -1483,7 +1604,10 @@ mod tests {
         ];
         let cmp = compare_runs(&runs, None, 0.05).unwrap();
         assert_eq!(cmp.scenarios.len(), 2);
-        assert!(cmp.notes.iter().any(|n| n.contains("only within the same scenario")));
+        assert!(cmp
+            .notes
+            .iter()
+            .any(|n| n.contains("only within the same scenario")));
         assert_eq!(cmp.scenarios[0].baseline.as_deref(), Some("a"));
         // s2's baseline is its own first run's group
         assert_eq!(cmp.scenarios[1].baseline.as_deref(), Some("b"));
@@ -1519,16 +1643,25 @@ mod tests {
         assert!(e.contains("no run files"), "{e}");
         let empty = [run_file("s", "a", 1, &[]), run_file("s", "b", 1, &[])];
         let e = compare_runs(&empty, None, 0.05).unwrap_err().to_string();
-        assert!(e.contains("none of the 2 run file(s) has a finished repeat"), "{e}");
+        assert!(
+            e.contains("none of the 2 run file(s) has a finished repeat"),
+            "{e}"
+        );
         let e = compare_runs(&[run_file("s", "a", 1, &[1.0])], None, 1.5)
             .unwrap_err()
             .to_string();
         assert!(e.contains("alpha"), "{e}");
         // an empty baseline next to a non-empty run: no deltas, flagged, no panic
-        let mixed = [run_file("s", "a", 1, &[]), run_file("s", "b", 1, &[1e6, 2e6])];
+        let mixed = [
+            run_file("s", "a", 1, &[]),
+            run_file("s", "b", 1, &[1e6, 2e6]),
+        ];
         let cmp = compare_runs(&mixed, None, 0.05).unwrap();
         assert!(cmp.runs[0].flags.contains(&"no repeats".to_string()));
-        assert!(cmp.scenarios[0].notes.iter().any(|n| n.contains("no finished repeat")));
+        assert!(cmp.scenarios[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("no finished repeat")));
         let _ = render_table(&cmp);
         // missing file: the error names it
         let args = CompareArgs {
@@ -1553,9 +1686,15 @@ mod tests {
         assert_eq!(cmp.scenarios[0].groups[0].repeats, 4);
         let t = render_table(&cmp);
         assert!(t.contains("a !"), "{t}");
-        assert!(t.contains("interrupted, incomplete (4 of 10 repeats)"), "{t}");
+        assert!(
+            t.contains("interrupted, incomplete (4 of 10 repeats)"),
+            "{t}"
+        );
         let js = serde_json::to_value(&cmp).unwrap();
-        assert_eq!(js["scenarios"][0]["metrics"][0]["metric"], "time_to_available_ns");
+        assert_eq!(
+            js["scenarios"][0]["metrics"][0]["metric"],
+            "time_to_available_ns"
+        );
         assert_eq!(js["scenarios"][0]["metrics"][0]["better"], "lower");
     }
 }

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 /// rate (and the kept series) when it gets there.
 const MAX_SAMPLES_PER_THREAD: usize = 2000;
 const MAX_FAULT_SAMPLES: usize = 20_000;
-/// Bytes of unique struct pages per compound page with tail vmemmap reuse (2 pages).
-const COMPOUND_UNIQUE_RECORDS: u64 = 128;
 
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -36,7 +34,12 @@ enum Placement {
     Segments(Vec<Segment>),
     /// Compound pages with tail vmemmap reuse: compound c's unique records at
     /// `off + c * per * 64`.
-    Compound { off: u64, first_pfn: u64, order: u32, per: u64 },
+    Compound {
+        off: u64,
+        first_pfn: u64,
+        order: u32,
+        per: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -131,47 +134,58 @@ fn plan_namespaces(
             }
             _ => {
                 // Device (altmap) blocks sit at their device offsets inside an area that
-                // stands for the namespace's first bytes; RAM blocks follow it.
+                // stands for the namespace's first bytes. RAM-backed struct pages (map=mem,
+                // partial sections' base pages, memmap_on_memory) follow in an area laid out
+                // as the virtual vmemmap is: pfn p at (p - vm_base) * 64.
+                let pmd_pfns = BLOCK / RECORD_BYTES as u64;
+                let vm_base = l.range_start_pfn / pmd_pfns * pmd_pfns;
+                let vm_end = align_up(l.range_start_pfn + l.range_pages, pmd_pfns);
                 let dev_len = l
                     .vmemmap_blocks
                     .iter()
                     .filter_map(|b| match b.backing {
-                        VmemmapBacking::Altmap { device_offset_bytes } => {
-                            Some(device_offset_bytes + b.bytes)
-                        }
+                        VmemmapBacking::Altmap {
+                            device_offset_bytes,
+                        } => Some(device_offset_bytes + b.bytes),
                         _ => None,
                     })
                     .max()
                     .unwrap_or(0);
                 let dev_len = align_up(dev_len, BLOCK);
-                let mut ram_off = base + dev_len;
+                let ram_base = base + dev_len;
                 let mut segs = Vec::new();
-                let mut extents = Vec::new();
-                for b in &l.vmemmap_blocks {
-                    let (seg_off, len) = match b.backing {
-                        VmemmapBacking::Altmap { device_offset_bytes } => {
-                            (base + device_offset_bytes, b.bytes)
+                let mut extents: Vec<(u64, u64)> = Vec::new();
+                for b in l.vmemmap_blocks.iter().filter(|b| b.nr_pfns > 0) {
+                    let off = match b.backing {
+                        VmemmapBacking::Altmap { .. } => {
+                            let (_, o) = l.memmap_offset_of(b.first_pfn).ok_or_else(|| {
+                                anyhow::anyhow!("{}: pfn {:#x} has no memmap", l.name, b.first_pfn)
+                            })?;
+                            base + o
                         }
-                        _ => {
-                            let o = ram_off;
-                            ram_off += align_up(b.bytes, 4096);
-                            (o, b.bytes)
-                        }
-                    };
-                    // Struct page of first_pfn sits at its vmemmap position within a PMD block.
-                    let within = if b.bytes >= BLOCK {
-                        (b.first_pfn % (BLOCK / RECORD_BYTES as u64)) * RECORD_BYTES as u64
-                    } else {
-                        0
+                        _ => ram_base + (b.first_pfn - vm_base) * RECORD_BYTES as u64,
                     };
                     segs.push(Segment {
                         first_pfn: b.first_pfn,
                         nr_pfns: b.nr_pfns,
-                        off: seg_off + within,
+                        off,
                     });
-                    extents.push((seg_off, align_up(len, 4096)));
+                    // Populate whole pages (2 MiB blocks for PMD mappings).
+                    let unit = if b.bytes >= BLOCK { BLOCK } else { 4096 };
+                    let a = off - (off - base) % unit;
+                    let e = align_up(off + b.nr_pfns * RECORD_BYTES as u64 - base, unit) + base;
+                    extents.push((a, e - a));
                 }
-                let used = align_up(ram_off - base, BLOCK);
+                extents.sort_unstable();
+                let mut merged: Vec<(u64, u64)> = Vec::new();
+                for (a, n) in extents {
+                    match merged.last_mut() {
+                        Some(last) if last.0 + last.1 >= a => last.1 = last.1.max(a + n - last.0),
+                        _ => merged.push((a, n)),
+                    }
+                }
+                let extents = merged;
+                let used = dev_len + (vm_end - vm_base) * RECORD_BYTES as u64;
                 (Placement::Segments(segs), extents, used)
             }
         };
@@ -324,11 +338,12 @@ impl Engine {
         Ok(run.finish(self, index, started_unix_s, samples, roofline, verify))
     }
 
-    fn writer(&self, plan: &NsPlan, slice: Option<u64>) -> Writer<'_> {
+    fn writer<'a>(&'a self, plan: &'a NsPlan, slice: Option<u64>) -> Writer<'a> {
         Writer {
             base: self.target.as_ptr(),
             plan,
             store: self.opts.params.store,
+            persist: self.target.info().persistent && self.opts.params.store == StoreKind::Regular,
             window: slice.map(|i| {
                 let w = self.window.as_ref().expect("slice implies window");
                 WindowCursor {
@@ -364,7 +379,11 @@ impl Engine {
                         while left > 0 {
                             let n = left.min(part.max(64));
                             unsafe {
-                                record::bare_store((base + start as usize) as *mut u8, n as usize, kind)
+                                record::bare_store(
+                                    (base + start as usize) as *mut u8,
+                                    n as usize,
+                                    kind,
+                                )
                             };
                             left -= n;
                         }
@@ -463,7 +482,10 @@ impl Engine {
                 }
                 checked += 1;
                 if !self.plans.iter().any(|p| plausible_record(p, r)) {
-                    report(format!("slice {slice}: record {r:x?} matches no namespace"), &mut errors);
+                    report(
+                        format!("slice {slice}: record {r:x?} matches no namespace"),
+                        &mut errors,
+                    );
                 }
             }
         }
@@ -497,7 +519,9 @@ fn plausible_record(p: &NsPlan, r: &[u64; 8]) -> bool {
             if r[0] & (1 << record::PG_HEAD) != 0 {
                 return (r[0] & !(1 << record::PG_HEAD)) == flags && r[1] == pgmap;
             }
-            let Some(head) = pfn_of(r[1] & !1) else { return false };
+            let Some(head) = pfn_of(r[1] & !1) else {
+                return false;
+            };
             (first..last).contains(&head) && r[0] == flags && {
                 let i = if r[3] == record::TAIL_MAPPING { 2 } else { 1 };
                 *r == record::expected_compound_record(head, i, order, flags, pgmap)
@@ -505,7 +529,9 @@ fn plausible_record(p: &NsPlan, r: &[u64; 8]) -> bool {
         }
         (PageClass::Device { .. }, None) => *r == record::expected_record(first, flags, p.class),
         (PageClass::SystemRam, _) => match pfn_of(r[1].wrapping_sub(8)) {
-            Some(pfn) => (first..last).contains(&pfn) && *r == record::expected_record(pfn, flags, p.class),
+            Some(pfn) => {
+                (first..last).contains(&pfn) && *r == record::expected_record(pfn, flags, p.class)
+            }
             None => false,
         },
     }
@@ -524,6 +550,8 @@ struct Writer<'a> {
     base: *mut u8,
     plan: &'a NsPlan,
     store: StoreKind,
+    /// Write back every stored cache line (persistent target, regular stores).
+    persist: bool,
     window: Option<WindowCursor>,
 }
 
@@ -555,7 +583,11 @@ impl Writer<'_> {
                     p += k;
                     i += 1;
                 }
-                assert_eq!(p, end, "{}: pfn {p:#x} has no vmemmap block", self.plan.name);
+                assert_eq!(
+                    p, end,
+                    "{}: pfn {p:#x} has no vmemmap block",
+                    self.plan.name
+                );
             }
             Placement::Compound { .. } => unreachable!("compound ranges go through init_compound"),
         }
@@ -563,7 +595,7 @@ impl Writer<'_> {
 
     fn compound_dst(&mut self, head: u64, count: u64) -> *mut u8 {
         if self.window.is_some() {
-            let mut dst = std::ptr::null_mut();
+            let mut dst: *mut u8 = std::ptr::null_mut();
             // A compound's unique records are contiguous in the window too.
             self.runs(head, count, |_, _, d| {
                 if dst.is_null() {
@@ -580,10 +612,13 @@ impl Writer<'_> {
                 per,
             } => {
                 let c = (head - first_pfn) >> order;
-                unsafe { self.base.add((off + c * per * RECORD_BYTES as u64) as usize) }
+                unsafe {
+                    self.base
+                        .add((off + c * per * RECORD_BYTES as u64) as usize)
+                }
             }
             Placement::Segments(_) => {
-                let mut dst = std::ptr::null_mut();
+                let mut dst: *mut u8 = std::ptr::null_mut();
                 self.runs(head, 1, |_, _, d| dst = d);
                 dst
             }
@@ -627,7 +662,7 @@ impl Writer<'_> {
                     plan.class
                 };
                 let flags = plan.flags;
-                let store = self.store;
+                let (store, persist) = (self.store, self.persist);
                 self.runs(pfn, n, |p, k, dst| unsafe {
                     match class {
                         PageClass::Device { .. } => {
@@ -637,6 +672,9 @@ impl Writer<'_> {
                         PageClass::SystemRam => {
                             record::store_system_ram(dst, p, k as usize, flags, store)
                         }
+                    }
+                    if persist {
+                        crate::target::flush_range(dst, k as usize * RECORD_BYTES);
                     }
                 });
                 n
@@ -660,12 +698,17 @@ impl Writer<'_> {
                 unsafe { record::store_one(d, &r, self.store) };
             }
         }
+        if self.persist {
+            unsafe { crate::target::flush_range(dst, count as usize * RECORD_BYTES) };
+        }
     }
 
     /// Legacy second pass (devm_memremap_pages before 4.20): list_del(&page->lru)
     /// then page->pgmap = pgmap, for every page.
     fn pgmap_pass(&mut self, pfn: u64, n: u64) {
-        let PageClass::Device { pgmap, .. } = self.plan.class else { return };
+        let PageClass::Device { pgmap, .. } = self.plan.class else {
+            return;
+        };
         self.runs(pfn, n, |_, k, dst| {
             let words = dst as *mut u64;
             for i in 0..k as usize {
@@ -689,12 +732,22 @@ impl Writer<'_> {
         let mut out = Vec::new();
         let mut chunk = |p: u64, k: u64, dst: *mut u8| out.push((p, k, dst as usize));
         match (&plan.placement, plan.compound) {
-            (Placement::Compound { off, first_pfn, order, per }, Some(_)) => {
+            (
+                Placement::Compound {
+                    off,
+                    first_pfn,
+                    order,
+                    per,
+                },
+                Some(_),
+            ) => {
                 let size = 1u64 << order;
                 let mut head = pfn;
                 while head < pfn + n {
                     let c = (head - first_pfn) >> order;
-                    chunk(head, *per, unsafe { base.add((off + c * per * 64) as usize) });
+                    chunk(head, *per, unsafe {
+                        base.add((off + c * per * 64) as usize)
+                    });
                     head += size;
                 }
             }
@@ -703,6 +756,7 @@ impl Writer<'_> {
                     base,
                     plan,
                     store: self.store,
+                    persist: false,
                     window: None,
                 };
                 me.runs(pfn, n, &mut chunk);
@@ -710,13 +764,16 @@ impl Writer<'_> {
         }
         out.into_iter().flat_map(move |(p, k, dst)| {
             (0..k).map(move |i| {
-                let got = unsafe { std::ptr::read_volatile((dst as *const [u64; 8]).add(i as usize)) };
+                let got =
+                    unsafe { std::ptr::read_volatile((dst as *const [u64; 8]).add(i as usize)) };
                 let want = match plan.compound {
                     Some((order, _)) => {
                         let size = 1u64 << order;
                         let abs = p + i;
                         let head = abs / size * size;
-                        let PageClass::Device { pgmap, .. } = plan.class else { unreachable!() };
+                        let PageClass::Device { pgmap, .. } = plan.class else {
+                            unreachable!()
+                        };
                         record::expected_compound_record(head, abs - head, order, plan.flags, pgmap)
                     }
                     None => record::expected_record(p + i, plan.flags, plan.class),
@@ -757,7 +814,8 @@ impl NsState {
         let mut p = align_up(pfn, pb);
         while p < pfn + n {
             let idx = ((p - plan.pageblock_base) / pb) as usize;
-            self.pageblocks[idx / 16].fetch_or(MIGRATE_MOVABLE << ((idx % 16) * 4), Ordering::Relaxed);
+            self.pageblocks[idx / 16]
+                .fetch_or(MIGRATE_MOVABLE << ((idx % 16) * 4), Ordering::Relaxed);
             p += pb;
         }
     }
@@ -882,7 +940,10 @@ impl<'e> RepeatRun<'e> {
                                 start,
                                 pages,
                                 range_size,
-                                pending: Mutex::new(vec![true; pages.div_ceil(range_size) as usize]),
+                                pending: Mutex::new(vec![
+                                    true;
+                                    pages.div_ceil(range_size) as usize
+                                ]),
                             }
                         })
                         .collect()
@@ -902,7 +963,9 @@ impl<'e> RepeatRun<'e> {
                     records_written: AtomicU64::new(0),
                     lanes_active: AtomicUsize::new(lanes.len()),
                     lanes,
-                    pageblocks: (0..plan.pageblock_words).map(|_| AtomicU64::new(0)).collect(),
+                    pageblocks: (0..plan.pageblock_words)
+                        .map(|_| AtomicU64::new(0))
+                        .collect(),
                 }
             })
             .collect();
@@ -955,10 +1018,19 @@ impl<'e> RepeatRun<'e> {
     }
 
     /// Initialise [pfn, pfn+n) as one unit: records, pageblocks, progress.
-    fn init_unit(&self, ctx: &mut ThreadCtx, w: &mut Writer, ni: usize, pfn: u64, n: u64, kind: SpanKind) {
+    fn init_unit(
+        &self,
+        ctx: &mut ThreadCtx,
+        w: &mut Writer,
+        ni: usize,
+        pfn: u64,
+        n: u64,
+        kind: SpanKind,
+    ) {
         let plan = &self.engine.plans[ni];
         let st = &self.ns[ni];
-        st.init_start_ns.fetch_min(ns_since(ctx.t0), Ordering::Relaxed);
+        st.init_start_ns
+            .fetch_min(ns_since(ctx.t0), Ordering::Relaxed);
         let legacy = self.engine.opts.strategy.double_pass();
         let written = ctx.span(kind, pfn, n, || w.init(pfn, n, legacy));
         st.set_pageblocks(plan, pfn, n);
@@ -990,7 +1062,9 @@ impl<'e> RepeatRun<'e> {
                 if e.window.is_some() && off + len > e.target.len() {
                     continue;
                 }
-                ctx.span(SpanKind::Populate, plan.data_start, 0, || e.target.populate(off, len))?;
+                ctx.span(SpanKind::Populate, plan.data_start, 0, || {
+                    e.target.populate(off, len)
+                })?;
             }
         }
         let pend = ns_since(t0);
@@ -1038,11 +1112,21 @@ impl<'e> RepeatRun<'e> {
                 self.phase("pgmap-pass", ni, t, ns_since(t0));
             }
             Strategy::WilliamsMt => {
-                let parts = strategy::equal_split(plan.data_start, plan.data_pages, p.threads as u64, align);
+                let parts = strategy::equal_split(
+                    plan.data_start,
+                    plan.data_pages,
+                    p.threads as u64,
+                    align,
+                );
                 std::thread::scope(|s| {
                     for (ti, (start, pages)) in parts.into_iter().enumerate() {
                         s.spawn(move || {
-                            let mut c = self.register(format!("memmap/{}/{ti}", plan.name), ThreadRole::Init, ni, t0);
+                            let mut c = self.register(
+                                format!("memmap/{}/{ti}", plan.name),
+                                ThreadRole::Init,
+                                ni,
+                                t0,
+                            );
                             let mut w = self.writer(ni);
                             for (a, n) in chunks(start, pages, chunk) {
                                 self.init_unit(&mut c, &mut w, ni, a, n, SpanKind::Init);
@@ -1057,10 +1141,16 @@ impl<'e> RepeatRun<'e> {
                 std::thread::scope(|s| {
                     for li in 0..st.lanes.len() {
                         s.spawn(move || {
-                            let mut c = self.register(format!("memmap/{}/{li}", plan.name), ThreadRole::Init, ni, t0);
+                            let mut c = self.register(
+                                format!("memmap/{}/{li}", plan.name),
+                                ThreadRole::Init,
+                                ni,
+                                t0,
+                            );
                             let mut w = self.writer(ni);
                             let lane = &st.lanes[li];
-                            for r in 0..lane.pending.lock().unwrap().len() {
+                            let nr = lane.pending.lock().unwrap().len();
+                            for r in 0..nr {
                                 self.init_subrange(&mut c, &mut w, ni, li, r, SpanKind::Init);
                             }
                             st.lanes_active.fetch_sub(1, Ordering::AcqRel);
@@ -1070,7 +1160,12 @@ impl<'e> RepeatRun<'e> {
                 });
             }
             Strategy::JordanPadata => {
-                let (nworks, jobs) = strategy::padata_chunks(plan.data_start, plan.data_pages, p.threads as u64, chunk);
+                let (nworks, jobs) = strategy::padata_chunks(
+                    plan.data_start,
+                    plan.data_pages,
+                    p.threads as u64,
+                    chunk,
+                );
                 let next = AtomicUsize::new(0);
                 let work = |c: &mut ThreadCtx| {
                     let mut w = self.writer(ni);
@@ -1085,7 +1180,12 @@ impl<'e> RepeatRun<'e> {
                     for ti in 1..nworks {
                         let work = &work;
                         s.spawn(move || {
-                            let mut c = self.register(format!("padata/{}/{ti}", plan.name), ThreadRole::Init, ni, t0);
+                            let mut c = self.register(
+                                format!("padata/{}/{ti}", plan.name),
+                                ThreadRole::Init,
+                                ni,
+                                t0,
+                            );
                             work(&mut c);
                             c.finish(self, None, Vec::new(), 0, 0);
                         });
@@ -1104,7 +1204,15 @@ impl<'e> RepeatRun<'e> {
 
     /// memmap_init_range(args, range_id): under the lane's mutex, init the sub-range if
     /// still pending. Returns whether this caller did the work.
-    fn init_subrange(&self, ctx: &mut ThreadCtx, w: &mut Writer, ni: usize, li: usize, r: usize, kind: SpanKind) -> bool {
+    fn init_subrange(
+        &self,
+        ctx: &mut ThreadCtx,
+        w: &mut Writer,
+        ni: usize,
+        li: usize,
+        r: usize,
+        kind: SpanKind,
+    ) -> bool {
         let lane = &self.ns[ni].lanes[li];
         let mut pending = lane.pending.lock().unwrap();
         if !pending[r] {
@@ -1160,7 +1268,12 @@ impl<'e> RepeatRun<'e> {
         while !st.available.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_micros(20));
         }
-        let mut ctx = self.register(format!("fault/{}/{f}", plan.name), ThreadRole::Fault, ni, t0);
+        let mut ctx = self.register(
+            format!("fault/{}/{f}", plan.name),
+            ThreadRole::Fault,
+            ni,
+            t0,
+        );
         let mut w = self.writer(ni);
         let mut hist = new_histogram();
         let mut samples = Vec::new();
@@ -1210,7 +1323,11 @@ impl<'e> RepeatRun<'e> {
                 stall_ns: stall,
             };
             // Reservoir sampling keeps a uniform subset when there are too many faults.
-            if samples.len() < MAX_FAULT_SAMPLES / e.plans.len().max(1) / fc.threads_per_namespace.max(1) as usize {
+            if samples.len()
+                < MAX_FAULT_SAMPLES
+                    / e.plans.len().max(1)
+                    / fc.threads_per_namespace.max(1) as usize
+            {
                 samples.push(sample);
             } else {
                 rng_state ^= rng_state << 13;
@@ -1239,7 +1356,8 @@ impl<'e> RepeatRun<'e> {
             Some((order, _)) => (pfn >> order << order, 1),
             None => (pfn, 1),
         };
-        w.records(pfn, n).all(|(_, got, want)| got == want || plan.layout.kind == PageKind::SystemRam && got[0] == want[0])
+        let ready = w.records(pfn, n).all(|(_, got, want)| got == want);
+        ready
     }
 
     fn sample_progress(&self, t0: Instant, stop: &AtomicBool) -> Vec<(u32, Vec<(u64, u64)>)> {

@@ -1,12 +1,15 @@
 //! Emulated application faults: which page a fault thread touches next.
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
 pub enum Pattern {
     None,
     /// Each thread walks its own contiguous share of the namespace.
-    Sequential { next: u64, end: u64 },
+    Sequential {
+        next: u64,
+        end: u64,
+    },
     Uniform,
     /// Zipf over page ranks; ranks are scattered over the namespace by a fixed
     /// multiplicative hash so the hot set is not one contiguous block.
@@ -53,7 +56,9 @@ impl FaultPicker {
         };
         Ok(FaultPicker {
             pattern,
-            rng: rand::rngs::StdRng::seed_from_u64(seed ^ (thread as u64).wrapping_mul(0x9e37_79b9)),
+            rng: rand::rngs::StdRng::seed_from_u64(
+                seed ^ (thread as u64).wrapping_mul(0x9e37_79b9),
+            ),
             units,
         })
     }
@@ -104,7 +109,9 @@ mod tests {
         let top10: u32 = c.iter().take(10).sum();
         assert!(top10 > 20_000 / 4, "top 10 pages got only {top10} of 20000");
         let mut u = FaultPicker::new("uniform", 1 << 20, 0, 1, 7, 1.2).unwrap();
-        assert!(std::iter::from_fn(|| u.next_unit()).take(1000).all(|x| x < 1 << 20));
+        assert!(std::iter::from_fn(|| u.next_unit())
+            .take(1000)
+            .all(|x| x < 1 << 20));
     }
 
     #[test]

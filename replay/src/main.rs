@@ -39,7 +39,11 @@ fn main() -> ExitCode {
                 println!(
                     "{:20} threads={:<3} sub-ranges={:<4} store={:?}  {}",
                     s.name(),
-                    if s == strategy::Strategy::JordanPadata { "cpus/node".to_string() } else { p.threads.to_string() },
+                    if s == strategy::Strategy::JordanPadata {
+                        "cpus/node".to_string()
+                    } else {
+                        p.threads.to_string()
+                    },
                     p.sub_ranges,
                     p.store,
                     s.namespace_concurrency()
@@ -49,8 +53,14 @@ fn main() -> ExitCode {
         }
         Cmd::Scenarios => {
             for (name, text) in runner::SHIPPED {
-                let first = text.lines().find(|l| l.starts_with("description")).unwrap_or("");
-                println!("{name:24} {}", first.trim_start_matches("description = ").trim_matches('"'));
+                let first = text
+                    .lines()
+                    .find(|l| l.starts_with("description"))
+                    .unwrap_or("");
+                println!(
+                    "{name:24} {}",
+                    first.trim_start_matches("description = ").trim_matches('"')
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -74,16 +84,25 @@ fn run(a: &runner::RunArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("memmap-replay: interrupted twice, exiting");
                 std::process::exit(130);
             }
-            eprintln!("memmap-replay: interrupted, finishing the current repeat (Ctrl-C again to abort)");
+            eprintln!(
+                "memmap-replay: interrupted, finishing the current repeat (Ctrl-C again to abort)"
+            );
         })?;
     }
     let rf = runner::run(a, interrupted)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&runner::summary_json(&rf, &a.output))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runner::summary_json(&rf, &a.output))?
+        );
     } else {
         runner::print_human(&rf, &a.output);
     }
-    let bad_verify = rf.repeats.iter().filter_map(|r| r.verify.as_ref()).any(|v| v.errors > 0);
+    let bad_verify = rf
+        .repeats
+        .iter()
+        .filter_map(|r| r.verify.as_ref())
+        .any(|v| v.errors > 0);
     let bad_reads = rf.repeats.iter().any(|r| r.metrics.uninitialised_reads > 0);
     if bad_verify || bad_reads {
         eprintln!("memmap-replay: verification FAILED (see run file: verify.first_errors / uninitialised_reads)");

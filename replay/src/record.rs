@@ -157,7 +157,13 @@ pub fn store_fence(kind: StoreKind) {
 /// # Safety
 /// `dst` must be valid for `n * 64` bytes and 16-byte aligned.
 #[inline]
-pub unsafe fn store_system_ram(dst: *mut u8, first_pfn: u64, n: usize, flags: u64, kind: StoreKind) {
+pub unsafe fn store_system_ram(
+    dst: *mut u8,
+    first_pfn: u64,
+    n: usize,
+    flags: u64,
+    kind: StoreKind,
+) {
     let mut rec = [flags, 0, 0, 0, 0, 0, COUNTS_WORD, 0];
     let mut lru = page_vaddr(first_pfn) + 8;
     for i in 0..n {
@@ -273,10 +279,21 @@ mod tests {
     fn system_ram_records_point_to_themselves() {
         let flags = base_flags(ZONE_NORMAL, 0);
         let mut b = buf(4);
-        unsafe { store_system_ram(b.as_mut_ptr() as *mut u8, 100, 4, flags, StoreKind::NonTemporal) };
+        unsafe {
+            store_system_ram(
+                b.as_mut_ptr() as *mut u8,
+                100,
+                4,
+                flags,
+                StoreKind::NonTemporal,
+            )
+        };
         store_fence(StoreKind::NonTemporal);
         for (i, r) in b.iter().enumerate() {
-            assert_eq!(*r, expected_record(100 + i as u64, flags, PageClass::SystemRam));
+            assert_eq!(
+                *r,
+                expected_record(100 + i as u64, flags, PageClass::SystemRam)
+            );
             assert_eq!(r[1], page_vaddr(100 + i as u64) + 8);
         }
     }

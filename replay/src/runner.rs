@@ -13,13 +13,34 @@ use std::sync::Arc;
 
 /// Scenarios shipped in traces/scenarios, usable by name from any directory.
 pub const SHIPPED: &[(&str, &str)] = &[
-    ("qemu-16g", include_str!("../../traces/scenarios/qemu-16g.toml")),
-    ("williams-128g", include_str!("../../traces/scenarios/williams-128g.toml")),
-    ("williams-8socket", include_str!("../../traces/scenarios/williams-8socket.toml")),
-    ("duyck-3t-optane", include_str!("../../traces/scenarios/duyck-3t-optane.toml")),
-    ("lizhe-100g-fsdax", include_str!("../../traces/scenarios/lizhe-100g-fsdax.toml")),
-    ("martins-1t-devdax-2m", include_str!("../../traces/scenarios/martins-1t-devdax-2m.toml")),
-    ("martins-1t-devdax-1g", include_str!("../../traces/scenarios/martins-1t-devdax-1g.toml")),
+    (
+        "qemu-16g",
+        include_str!("../../traces/scenarios/qemu-16g.toml"),
+    ),
+    (
+        "williams-128g",
+        include_str!("../../traces/scenarios/williams-128g.toml"),
+    ),
+    (
+        "williams-8socket",
+        include_str!("../../traces/scenarios/williams-8socket.toml"),
+    ),
+    (
+        "duyck-3t-optane",
+        include_str!("../../traces/scenarios/duyck-3t-optane.toml"),
+    ),
+    (
+        "lizhe-100g-fsdax",
+        include_str!("../../traces/scenarios/lizhe-100g-fsdax.toml"),
+    ),
+    (
+        "martins-1t-devdax-2m",
+        include_str!("../../traces/scenarios/martins-1t-devdax-2m.toml"),
+    ),
+    (
+        "martins-1t-devdax-1g",
+        include_str!("../../traces/scenarios/martins-1t-devdax-1g.toml"),
+    ),
 ];
 
 #[derive(clap::Args, Debug, Clone)]
@@ -101,7 +122,12 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<(Scenario, Option<Str
 }
 
 pub fn host_info() -> HostInfo {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     let cpu_model = read("/proc/cpuinfo")
         .lines()
         .find(|l| l.starts_with("model name"))
@@ -131,7 +157,9 @@ pub fn host_info() -> HostInfo {
         hostname: read("/proc/sys/kernel/hostname"),
         kernel_release: read("/proc/sys/kernel/osrelease"),
         cpu_model,
-        cpus_online: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        cpus_online: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
         mem_total_bytes,
         numa_nodes,
     }
@@ -268,7 +296,9 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         window,
     )?;
     notes.extend(engine.notes.iter().cloned());
-    let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let host_cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     let scen_cpus = scenario.host.nodes * scenario.host.cpus_per_node;
     if host_cpus < scen_cpus {
         notes.push(format!(
@@ -334,9 +364,11 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFi
         .with_context(|| format!("writing {}", args.output.display()))?;
     let bar = indicatif::ProgressBar::new(args.repeat as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} repeats {msg}")
-            .expect("static template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} repeats {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(format!("{} {}", prep.scenario.name, args.strategy.name()));
     for i in 0..args.repeat {
@@ -381,7 +413,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Medians over repeats of the headline metrics.
 pub fn summary_json(rf: &RunFile, path: &Path) -> serde_json::Value {
-    let m = |f: &dyn Fn(&Metrics) -> f64| median(rf.repeats.iter().map(|r| f(&r.metrics)).collect());
+    let m =
+        |f: &dyn Fn(&Metrics) -> f64| median(rf.repeats.iter().map(|r| f(&r.metrics)).collect());
     let verify_errors: u64 = rf
         .repeats
         .iter()
@@ -430,23 +463,42 @@ pub fn print_human(rf: &RunFile, path: &Path) {
     println!(
         "  target {} ({}), threads {}, store {:?}",
         rf.config.target.kind,
-        rf.config.target.path.as_deref().unwrap_or("anonymous memory"),
+        rf.config
+            .target
+            .path
+            .as_deref()
+            .unwrap_or("anonymous memory"),
         rf.config.params.threads,
         rf.config.params.store
     );
-    println!("  median time to available  {:>10.2} ms", f("time_to_available_ms"));
-    println!("  median time to complete   {:>10.2} ms", f("time_to_complete_ms"));
+    println!(
+        "  median time to available  {:>10.2} ms",
+        f("time_to_available_ms")
+    );
+    println!(
+        "  median time to complete   {:>10.2} ms",
+        f("time_to_complete_ms")
+    );
     println!("  median populate (phase 1) {:>10.2} ms", f("populate_ms"));
     println!("  median init (phase 2)     {:>10.2} ms", f("init_ms"));
-    println!("  median memmap bandwidth   {:>10.2} GB/s", f("memmap_gb_per_s"));
+    println!(
+        "  median memmap bandwidth   {:>10.2} GB/s",
+        f("memmap_gb_per_s")
+    );
     println!(
         "  median fault stall p50/p99/max {:.1} / {:.1} / {:.1} us",
         f("stall_p50_us"),
         f("stall_p99_us"),
         f("stall_max_us")
     );
-    println!("  engine efficiency         {:>10.3} (bare store loop time / init time)", f("engine_efficiency"));
-    println!("  fraction of NT roofline   {:>10.3}", f("fraction_of_nt_roofline"));
+    println!(
+        "  engine efficiency         {:>10.3} (bare store loop time / init time)",
+        f("engine_efficiency")
+    );
+    println!(
+        "  fraction of NT roofline   {:>10.3}",
+        f("fraction_of_nt_roofline")
+    );
     if rf.config.verify {
         println!("  verify errors             {:>10}", s["verify_errors"]);
     }

@@ -115,7 +115,11 @@ pub fn equal_split(start: u64, pages: u64, parts: u64, align: u64) -> Vec<(u64, 
     let mut out = Vec::with_capacity(parts as usize);
     let mut s = start;
     for i in 0..parts {
-        let n = if i == parts - 1 { start + pages - s } else { step };
+        let n = if i == parts - 1 {
+            start + pages - s
+        } else {
+            step
+        };
         out.push((s, n));
         s += n;
     }
@@ -126,7 +130,12 @@ pub fn equal_split(start: u64, pages: u64, parts: u64, align: u64) -> Vec<(u64, 
 /// padata_do_multithreaded (5.8) chunking: nworks = min(size / max(min_chunk, align),
 /// max_threads); chunk = size / (nworks * load_balance_factor), at least min_chunk,
 /// rounded up to align.
-pub fn padata_chunks(start: u64, pages: u64, max_threads: u64, min_chunk: u64) -> (u64, Vec<(u64, u64)>) {
+pub fn padata_chunks(
+    start: u64,
+    pages: u64,
+    max_threads: u64,
+    min_chunk: u64,
+) -> (u64, Vec<(u64, u64)>) {
     let align = min_chunk.max(1);
     let nworks = (pages / align).clamp(1, max_threads.max(1));
     let load_balance_factor = 4;

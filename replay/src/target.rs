@@ -122,7 +122,11 @@ pub enum TargetError {
     )]
     BlockDevice { path: String },
     #[error("{path}: size too small: it has {size} bytes, {needed} bytes are needed")]
-    TooSmall { path: String, size: u64, needed: u64 },
+    TooSmall {
+        path: String,
+        size: u64,
+        needed: u64,
+    },
     #[error(
         "{path}: holds data ({found}); refusing to overwrite it (pass --destroy-data to allow this)"
     )]
@@ -210,10 +214,7 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mapping {
-            ptr: p.cast(),
-            len,
-        })
+        Ok(Mapping { ptr: p.cast(), len })
     }
 
     fn release(self) -> *mut u8 {
@@ -296,7 +297,7 @@ impl Target {
     }
 
     fn check_range(&self, off: u64, len: u64) -> Result<(u64, u64), TargetError> {
-        let end = off.checked_add(len).unwrap_or(u64::MAX);
+        let end = off.saturating_add(len);
         if end > self.len() {
             return Err(TargetError::OutOfRange {
                 path: self.name(),
@@ -351,12 +352,20 @@ impl Target {
             Some(libc::ENOSPC) | Some(libc::ENOMEM) if self.fd.is_some() => {
                 Err(TargetError::NoSpace {
                     path: self.name(),
-                    fs: self.info.filesystem.clone().unwrap_or_else(|| "device".into()),
+                    fs: self
+                        .info
+                        .filesystem
+                        .clone()
+                        .unwrap_or_else(|| "device".into()),
                     bytes: end - start,
                     detail: format!("; populating [{start}, {end}): {err}"),
                 })
             }
-            _ => Err(os_error(&self.name(), "populate (MADV_POPULATE_WRITE)", err)),
+            _ => Err(os_error(
+                &self.name(),
+                "populate (MADV_POPULATE_WRITE)",
+                err,
+            )),
         }
     }
 
@@ -370,7 +379,6 @@ impl Target {
             return;
         }
         let end = off.saturating_add(len).min(self.len());
-        debug_assert!(off.saturating_add(len) <= self.len(), "flush beyond mapping");
         if off >= end {
             return;
         }
@@ -441,17 +449,14 @@ impl Target {
                     ) {
                         return Ok(false);
                     }
-                    return Err(os_error(&self.name(), "discard (fallocate PUNCH_HOLE)", err));
+                    return Err(os_error(
+                        &self.name(),
+                        "discard (fallocate PUNCH_HOLE)",
+                        err,
+                    ));
                 }
                 let fs = self.info.filesystem.clone().unwrap_or_default();
-                preallocate(
-                    fd,
-                    &self.name(),
-                    &fs,
-                    start,
-                    n,
-                    libc::FALLOC_FL_KEEP_SIZE,
-                )?;
+                preallocate(fd, &self.name(), &fs, start, n, libc::FALLOC_FL_KEEP_SIZE)?;
                 Ok(true)
             }
         }
@@ -646,7 +651,11 @@ fn mount_for_dev(dev: u64, path: &Path) -> Option<(String, String, String)> {
             continue;
         }
         let mp = l[4].replace("\\040", " ");
-        let score = if canon.starts_with(&mp) { mp.len() + 1 } else { 0 };
+        let score = if canon.starts_with(&mp) {
+            mp.len() + 1
+        } else {
+            0
+        };
         let entry = (
             r[0].to_string(),
             mp,
@@ -822,7 +831,12 @@ fn open_file(
             raw,
         ) {
             Ok(m) => (m, true),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
+                ) =>
+            {
                 let why = if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
                     "EOPNOTSUPP"
                 } else {
@@ -872,12 +886,7 @@ fn open_file(
         page_size_bytes: page,
         thp,
         persistent,
-        flush: if persistent {
-            cpu_flush_kind()
-        } else {
-            "none"
-        }
-        .into(),
+        flush: if persistent { cpu_flush_kind() } else { "none" }.into(),
         length_bytes: map_len,
         notes,
     };
@@ -978,22 +987,25 @@ fn open_devdax(spec: &TargetSpec, path: &Path, rdev: u64, len: u64) -> Result<Ta
         });
     }
     // Map read-only first and sample it before anything is written.
-    let m = Mapping::new(map_len as usize, libc::PROT_READ, libc::MAP_SHARED, raw).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EINVAL) {
-            TargetError::Misaligned {
-                path: name.clone(),
-                what: "mapping length",
-                value: map_len,
-                align,
+    let m =
+        Mapping::new(map_len as usize, libc::PROT_READ, libc::MAP_SHARED, raw).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                TargetError::Misaligned {
+                    path: name.clone(),
+                    what: "mapping length",
+                    value: map_len,
+                    align,
+                }
+            } else {
+                os_error(&name, "mmap", e)
             }
-        } else {
-            os_error(&name, "mmap", e)
-        }
-    })?;
+        })?;
     let base = m.ptr;
     let found = find_data(map_len, |off, buf| {
         // SAFETY: find_data only reads inside [0, map_len).
-        unsafe { std::ptr::copy_nonoverlapping(base.add(off as usize), buf.as_mut_ptr(), buf.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(base.add(off as usize), buf.as_mut_ptr(), buf.len())
+        };
         Ok(())
     })
     .map_err(|e| os_error(&name, "read (data check)", e))?;
@@ -1069,15 +1081,43 @@ fn pread_exact(fd: RawFd, off: u64, buf: &mut [u8]) -> io::Result<()> {
 
 /// Known on-disk signatures: (name, offset, bytes).
 const SIGNATURES: &[(&str, usize, &[u8])] = &[
-    ("GPT partition table (\"EFI PART\" at 512)", 512, b"EFI PART"),
+    (
+        "GPT partition table (\"EFI PART\" at 512)",
+        512,
+        b"EFI PART",
+    ),
     ("LUKS header (\"LUKS\\xba\\xbe\" at 0)", 0, b"LUKS\xba\xbe"),
     ("XFS superblock (\"XFSB\" at 0)", 0, b"XFSB"),
-    ("btrfs superblock (\"_BHRfS_M\" at 0x10040)", 0x10040, b"_BHRfS_M"),
-    ("ext2/ext3/ext4 superblock (magic 0xEF53 at 1024+56)", 1024 + 56, &[0x53, 0xEF]),
-    ("swap signature (\"SWAPSPACE2\" at 4086)", 4086, b"SWAPSPACE2"),
-    ("nvdimm pfn info block (\"NVDIMM_PFN_INFO\" at 4096)", 4096, b"NVDIMM_PFN_INFO\0"),
-    ("nvdimm dax info block (\"NVDIMM_DAX_INFO\" at 4096)", 4096, b"NVDIMM_DAX_INFO\0"),
-    ("nvdimm BTT arena (\"BTT_ARENA_INFO\" at 4096)", 4096, b"BTT_ARENA_INFO\0"),
+    (
+        "btrfs superblock (\"_BHRfS_M\" at 0x10040)",
+        0x10040,
+        b"_BHRfS_M",
+    ),
+    (
+        "ext2/ext3/ext4 superblock (magic 0xEF53 at 1024+56)",
+        1024 + 56,
+        &[0x53, 0xEF],
+    ),
+    (
+        "swap signature (\"SWAPSPACE2\" at 4086)",
+        4086,
+        b"SWAPSPACE2",
+    ),
+    (
+        "nvdimm pfn info block (\"NVDIMM_PFN_INFO\" at 4096)",
+        4096,
+        b"NVDIMM_PFN_INFO\0",
+    ),
+    (
+        "nvdimm dax info block (\"NVDIMM_DAX_INFO\" at 4096)",
+        4096,
+        b"NVDIMM_DAX_INFO\0",
+    ),
+    (
+        "nvdimm BTT arena (\"BTT_ARENA_INFO\" at 4096)",
+        4096,
+        b"BTT_ARENA_INFO\0",
+    ),
     ("MBR boot signature (0x55AA at 510)", 510, &[0x55, 0xAA]),
 ];
 
@@ -1405,7 +1445,8 @@ mod tests {
         std::os::unix::fs::FileExt::write_at(&f, b"y", off as u64).unwrap();
         let e = Target::open(&spec(&q), MIB).unwrap_err();
         assert!(
-            e.to_string().contains(&format!("non-zero bytes at offset {off}")),
+            e.to_string()
+                .contains(&format!("non-zero bytes at offset {off}")),
             "{e}"
         );
         // Data in the last MiB.
@@ -1460,10 +1501,7 @@ mod tests {
             let mut head = vec![0u8; MIB as usize];
             head[off..off + sig.len()].copy_from_slice(sig);
             let found = detect_signatures(&head);
-            assert!(
-                found.iter().any(|f| f.contains(want)),
-                "{want}: {found:?}"
-            );
+            assert!(found.iter().any(|f| f.contains(want)), "{want}: {found:?}");
         }
         assert!(detect_signatures(&vec![0u8; MIB as usize]).is_empty());
         assert!(detect_signatures(&[0u8; 16]).is_empty());
@@ -1554,6 +1592,7 @@ mod tests {
             }
             // No huge pages reserved on this machine: the error names hugetlbfs.
             Err(e) => {
+                eprintln!("hugetlbfs: {e}");
                 assert!(matches!(e, TargetError::NoSpace { .. }), "{e}");
                 assert!(e.to_string().contains("no space left on hugetlbfs"), "{e}");
             }
@@ -1601,7 +1640,9 @@ mod tests {
         assert!(!i.map_sync && !i.persistent);
         assert_eq!(i.flush, "none");
         assert!(
-            i.notes.iter().any(|n| n.contains("MAP_SYNC") && n.contains("not DAX")),
+            i.notes
+                .iter()
+                .any(|n| n.contains("MAP_SYNC") && n.contains("not DAX")),
             "{:?}",
             i.notes
         );
@@ -1637,10 +1678,16 @@ mod tests {
 
     #[test]
     fn target_block_and_char_devices_refused() {
-        let blk = ["/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/loop0", "/dev/pmem0"]
-            .into_iter()
-            .map(Path::new)
-            .find(|p| fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device()));
+        let blk = [
+            "/dev/vda",
+            "/dev/sda",
+            "/dev/nvme0n1",
+            "/dev/loop0",
+            "/dev/pmem0",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device()));
         match blk {
             Some(b) => {
                 let e = Target::open(&spec(b), MIB).unwrap_err();

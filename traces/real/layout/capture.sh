@@ -52,7 +52,7 @@ KDEBVER=$(dpkg-deb -f deb/${KPKG}_*_amd64.deb Version)
 log "kernel $KPKG ($KDEBVER)"
 
 # ---------------------------------------------------------------- 2. initramfs
-R=$W/rootfs-layout
+R=$W/rootfs-$TAG
 rm -rf $R && mkdir -p $R/{bin,sbin,proc,sys,dev,tmp,mnt,out,etc,lib64,usr/lib}
 cp /bin/busybox $R/bin/busybox
 for a in $(/bin/busybox --list | grep -vx busybox); do ln -sf busybox $R/bin/$a; done
@@ -141,6 +141,10 @@ for f in altmap_alloc_block_buf vmemmap_alloc_block_buf vmemmap_alloc_block vmem
   echo "   ($f kallsyms: ${ks:-none}; available_filter_functions matches: $af)"
 done
 } > $O/kprobe-setup.txt 2>&1
+echo '-:kpv/memmap_init_zone_device' >> $T/kprobe_events   # control probe only
+# module.dyndbg= on the kernel command line is applied by modprobe, not by busybox insmod: enable it here
+echo 'module libnvdimm file pfn_devs.c +p' > /sys/kernel/debug/dynamic_debug/control
+grep -E 'memmap_init_zone_device|altmap_alloc_block_buf|pfn_devs' /sys/kernel/debug/dynamic_debug/control > $O/dyndbg-enabled-after.txt
 cat $O/kprobe-setup.txt
 cat $T/kprobe_events > $O/kprobe_events.txt
 echo 16384 > $T/buffer_size_kb
@@ -202,12 +206,12 @@ run_cfg() { # id mode map align size keep
     if [ $mode = sfsdax ]; then seed=$(cat /sys/bus/nd/devices/region0/pfn_seed); drv=nd_pmem; else seed=$(cat /sys/bus/nd/devices/region0/dax_seed); drv=dax_pmem; fi
     [ $map = dev ] && m=pmem || m=ram
     case $align in 4K) ab=4096;; 2M) ab=2097152;; 1G) ab=1073741824;; *) ab=$align;; esac
-    echo "sysfs: $rns unbind from nd_pmem; $seed/mode=$m $seed/align=$ab $seed/namespace=$rns; bind $seed to $drv" > $D/cmd.txt
+    echo "sysfs: $rns unbind from nd_pmem; $seed/uuid=<random> $seed/mode=$m $seed/align=$ab $seed/namespace=$rns; bind $seed to $drv" > $D/cmd.txt
     dmesg -c >> $O/dmesg-between.txt
     echo > $T/trace; reset_hist
     echo 1 > $T/tracing_on
     mark "BEGIN $id"
-    { echo $rns > /sys/bus/nd/drivers/nd_pmem/unbind && echo $m > /sys/bus/nd/devices/$seed/mode && echo $ab > /sys/bus/nd/devices/$seed/align \
+    { echo $rns > /sys/bus/nd/drivers/nd_pmem/unbind && cat /proc/sys/kernel/random/uuid > /sys/bus/nd/devices/$seed/uuid && echo $m > /sys/bus/nd/devices/$seed/mode && echo $ab > /sys/bus/nd/devices/$seed/align \
       && echo $rns > /sys/bus/nd/devices/$seed/namespace && echo $seed > /sys/bus/nd/drivers/$drv/bind; } > $D/create.json 2> $D/create.err
     echo $? > $D/create.rc
     echo "{\"dev\":\"$rns\",\"sysfs_seed\":\"$seed\",\"driver\":\"$drv\",\"bind_rc\":$(cat $D/create.rc)}" >> $D/create.json
@@ -232,6 +236,7 @@ run_cfg() { # id mode map align size keep
   for c in $T/per_cpu/cpu*; do echo "$(basename $c): $(grep -E 'overrun|entries' $c/stats | tr '\n' ' ')"; done > $D/trace.stats
   dmesg -c > $D/dmesg.txt
   snapshot_state $D
+  save
   ns=$(sed -n 's/.*"dev":"\(namespace[0-9.]*\)".*/\1/p' $D/create.json | head -1)
   [ -n "$ns" ] && KEPT="$KEPT $ns:$id"
   if [ "$keep" != keep ]; then
@@ -245,7 +250,11 @@ run_cfg() { # id mode map align size keep
     KEPT=""
   fi
   echo "@@CFG $id rc=$(cat $D/create.rc) uptime=$(up) $(tr -d '\n' < $D/create.err | head -c 200)"
+  save
 }
+# write /out to the result disk after every config: a kernel oops in a later config (seen: memunmap_pages on unbind)
+# leaves the guest hung with the device lock held, and the host watchdog then kills QEMU
+save() { tar -cf /dev/vda -C /out . && sync; }
 DL=$(cat /deadline.txt)
 while read -r id mode map align size keep; do
   if [ "$(up | cut -d. -f1)" -gt "$DL" ]; then echo "@@SKIP $id (deadline)"; echo "$id" >> $O/skipped.txt; continue; fi
@@ -255,8 +264,8 @@ dmesg -c >> $O/dmesg-between.txt
 echo 0 > $T/events/kpz/enable
 EOF
 chmod +x $R/scenario.sh
-(cd $R && find . | cpio -o -H newc --quiet | gzip -1 > $W/initrd-layout.img)
-log "initramfs built: $(du -h $W/initrd-layout.img | cut -f1), $(wc -l < $R/configs.txt) configs"
+(cd $R && find . | cpio -o -H newc --quiet | gzip -1 > $W/initrd-$TAG.img)
+log "initramfs built: $(du -h $W/initrd-$TAG.img | cut -f1), $(wc -l < $R/configs.txt) configs"
 [ "${BUILD_ONLY:-0}" = 1 ] && exit 0
 
 # ---------------------------------------------------------------- 3. boot (TCG)
@@ -269,7 +278,7 @@ QCMD=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -machine pc,nvdimm=on 
   -object memory-backend-file,id=mem1,share=on,mem-path=$NV,size=$NVSIZE
   -device nvdimm,id=nvdimm1,memdev=mem1,label-size=$LABEL_SIZE
   -drive file=$OD,format=raw,if=virtio
-  -kernel kpkg/boot/vmlinuz-$KVER -initrd initrd-layout.img
+  -kernel kpkg/boot/vmlinuz-$KVER -initrd initrd-$TAG.img
   -append "$APPEND" -display none -serial file:$SERIAL -nic none -no-reboot)
 printf '%q ' "${QCMD[@]}" > $OUT/qemu-cmdline.txt; echo >> $OUT/qemu-cmdline.txt
 log "qemu start (TCG)"
@@ -278,6 +287,12 @@ QPID=$!
 S=$(date +%s)
 while kill -0 $QPID 2>/dev/null; do
   if [ $(( $(date +%s) - S )) -gt $BOOT_TIMEOUT ]; then log "TIMEOUT, killing qemu $QPID"; kill $QPID; break; fi
+  # watchdog: after a guest oops, give it OOPS_GRACE s to produce another @@CFG marker, else kill
+  if [ -z "${OOPS_T:-}" ] && grep -aqE 'BUG:|Oops:' $SERIAL; then OOPS_T=$(date +%s); NCFG=$(grep -ac '@@CFG' $SERIAL); log "guest oops seen: $(grep -aE 'BUG:|RIP:' $SERIAL | head -2 | tr -d '\r' | tr '\n' ' ')"; fi
+  if [ -n "${OOPS_T:-}" ] && [ $(( $(date +%s) - OOPS_T )) -gt ${OOPS_GRACE:-60} ]; then
+    if [ $(grep -ac '@@CFG' $SERIAL) -gt $NCFG ]; then OOPS_T=$(date +%s); NCFG=$(grep -ac '@@CFG' $SERIAL)
+    else log "guest hung after oops, killing qemu $QPID"; kill $QPID; break; fi
+  fi
   sleep 2
 done
 wait $QPID || true
