@@ -41,6 +41,13 @@ impl ThreadCounters {
         let slots = KINDS
             .iter()
             .map(|(name, kind)| {
+                // A PMU that is not there stays not there: ask once per process, since a
+                // failing hardware perf_event_open can take milliseconds on a VM.
+                if let Kind::Hw(_) = kind {
+                    if let Some(why) = HW_UNSUPPORTED.get_or_init(probe_hardware) {
+                        return Err(format!("{name}: {why}"));
+                    }
+                }
                 let mut c = Builder::new()
                     .kind(kind.event())
                     .observe_self()
@@ -77,6 +84,20 @@ impl ThreadCounters {
             cycles: take(),
             instructions: take(),
         }
+    }
+}
+
+static HW_UNSUPPORTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+fn probe_hardware() -> Option<String> {
+    match Builder::new()
+        .kind(Hardware::INSTRUCTIONS)
+        .observe_self()
+        .any_cpu()
+        .build()
+    {
+        Ok(_) => None,
+        Err(e) => Some(explain("hardware counters", &e)),
     }
 }
 

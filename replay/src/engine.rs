@@ -364,38 +364,41 @@ impl Engine {
             .iter()
             .map(|p| p.struct_pages_written * RECORD_BYTES as u64)
             .sum();
-        let span = self.target.len().min(bytes.max(BLOCK)) / BLOCK * BLOCK;
+        let span = self.target.len().min(align_up(bytes.max(BLOCK), BLOCK));
         let per_thread = (bytes / threads) / 64 * 64;
+        let part = (span / threads) / 64 * 64;
         let base = self.target.as_ptr() as usize;
-        let measure = |kind: StoreKind| -> u64 {
+        let persistent = self.target.info().persistent;
+        let measure = |kind: StoreKind| -> anyhow::Result<u64> {
+            // Same state as phase 2 meets: freshly populated memory (cold start), unless
+            // the memmap goes round a window that stays populated.
+            if self.window.is_none() {
+                self.target.discard(0, span)?;
+                self.target.populate(0, span)?;
+            }
             let t = Instant::now();
             std::thread::scope(|s| {
                 for i in 0..threads {
                     s.spawn(move || {
-                        // Each thread stores its share, wrapping inside its part of `span`.
-                        let part = (span / threads) / 64 * 64;
-                        let start = i * part;
+                        let dst = (base + (i * part) as usize) as *mut u8;
                         let mut left = per_thread;
                         while left > 0 {
-                            let n = left.min(part.max(64));
+                            let n = left.min(part.max(64)) as usize;
                             unsafe {
-                                record::bare_store(
-                                    (base + start as usize) as *mut u8,
-                                    n as usize,
-                                    kind,
-                                )
-                            };
-                            left -= n;
+                                record::bare_store(dst, n, kind);
+                                if persistent && kind == StoreKind::Regular {
+                                    crate::target::flush_range(dst, n);
+                                }
+                            }
+                            left -= n as u64;
                         }
                     });
                 }
             });
-            t.elapsed().as_nanos() as u64
+            Ok(t.elapsed().as_nanos() as u64)
         };
-        // Warm once so both kinds see populated memory, then measure each.
-        let _ = measure(StoreKind::Regular);
-        let regular_ns = measure(StoreKind::Regular).max(1);
-        let nt_ns = measure(StoreKind::NonTemporal).max(1);
+        let regular_ns = measure(StoreKind::Regular)?.max(1);
+        let nt_ns = measure(StoreKind::NonTemporal)?.max(1);
         let same = match self.opts.params.store {
             StoreKind::Regular => regular_ns,
             StoreKind::NonTemporal => nt_ns,
@@ -833,7 +836,10 @@ struct Lane {
     start: u64,
     pages: u64,
     range_size: u64,
-    pending: Mutex<Vec<bool>>,
+    /// parking_lot's mutex so a release can hand the lock to a waiter (`unlock_fair`),
+    /// as the kernel mutex does with MUTEX_FLAG_HANDOFF; std's would let the init thread
+    /// re-take it for its next sub-range and starve a faulting thread for the whole range.
+    pending: parking_lot::Mutex<Vec<bool>>,
 }
 
 struct ThreadSlot {
@@ -940,9 +946,10 @@ impl<'e> RepeatRun<'e> {
                                 start,
                                 pages,
                                 range_size,
-                                pending: Mutex::new(vec![
+                                pending: parking_lot::Mutex::new(vec![
                                     true;
-                                    pages.div_ceil(range_size) as usize
+                                    pages.div_ceil(range_size)
+                                        as usize
                                 ]),
                             }
                         })
@@ -1149,7 +1156,7 @@ impl<'e> RepeatRun<'e> {
                             );
                             let mut w = self.writer(ni);
                             let lane = &st.lanes[li];
-                            let nr = lane.pending.lock().unwrap().len();
+                            let nr = lane.pending.lock().len();
                             for r in 0..nr {
                                 self.init_subrange(&mut c, &mut w, ni, li, r, SpanKind::Init);
                             }
@@ -1214,7 +1221,7 @@ impl<'e> RepeatRun<'e> {
         kind: SpanKind,
     ) -> bool {
         let lane = &self.ns[ni].lanes[li];
-        let mut pending = lane.pending.lock().unwrap();
+        let mut pending = lane.pending.lock();
         if !pending[r] {
             return false;
         }
@@ -1222,6 +1229,7 @@ impl<'e> RepeatRun<'e> {
         let n = lane.range_size.min(lane.start + lane.pages - start);
         self.init_unit(ctx, w, ni, start, n, kind);
         pending[r] = false;
+        parking_lot::MutexGuard::unlock_fair(pending);
         true
     }
 

@@ -236,7 +236,19 @@ mod nt {
 /// # Safety
 /// `dst` valid for `bytes` writes, 16-byte aligned, `bytes` a multiple of 64.
 pub unsafe fn bare_store(dst: *mut u8, bytes: usize, kind: StoreKind) {
-    let rec = [0x5a5a_5a5a_5a5a_5a5au64; 8];
+    // Distinct words like a real record: a byte-splat pattern would let the compiler turn
+    // the loop into memset (rep stosb), which skips read-for-ownership and is not the
+    // store kind being compared.
+    let rec = [
+        base_flags(ZONE_DEVICE, 0),
+        PGMAP_BASE,
+        0,
+        0,
+        0,
+        0,
+        COUNTS_WORD,
+        0,
+    ];
     store_template(dst, bytes / RECORD_BYTES, &rec, kind);
     store_fence(kind);
 }

@@ -86,6 +86,9 @@ pub struct RunArgs {
     /// Fault size: 4K (PTE) or 2M (PMD) (default: the scenario's).
     #[arg(long)]
     pub fault_size: Option<String>,
+    /// Pause between two touches of a fault thread, in microseconds (default: the scenario's).
+    #[arg(long)]
+    pub think_us: Option<f64>,
     /// Multiply the scenario's sizes (e.g. 0.125 for a scaled equivalent).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
@@ -232,7 +235,7 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         touches_per_thread: args.touches.unwrap_or(fs.touches_per_thread),
         fault_bytes,
         zipf_exponent: fs.zipf_exponent,
-        think_ns: (fs.think_us * 1000.0) as u64,
+        think_ns: (args.think_us.unwrap_or(fs.think_us).max(0.0) * 1000.0) as u64,
         seed: args.seed,
         trace: None,
     };
@@ -411,6 +414,57 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Fault stalls split by what the namespace was doing when the fault came, from the
+/// recorded fault samples, and the median duration of one init unit (a sub-range for
+/// williams-async): the yardstick for memmap_sync stalls.
+pub fn stall_phases(rep: &Repeat) -> serde_json::Value {
+    let populate_end = rep
+        .namespaces
+        .iter()
+        .map(|n| n.populate_end_ns)
+        .max()
+        .unwrap_or(0);
+    let complete = rep.metrics.time_to_complete_ns;
+    let mut during_populate = Vec::new();
+    let mut during_init = Vec::new();
+    let mut after = 0u64;
+    for s in &rep.stalls.samples {
+        if s.t_ns < populate_end {
+            during_populate.push(s.stall_ns);
+        } else if s.t_ns < complete {
+            during_init.push(s.stall_ns);
+        } else {
+            after += 1;
+        }
+    }
+    let pct = |v: &mut Vec<u64>, q: f64| -> u64 {
+        if v.is_empty() {
+            return 0;
+        }
+        v.sort_unstable();
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    let mut units: Vec<u64> = rep
+        .threads
+        .iter()
+        .filter(|t| t.role != ThreadRole::Fault)
+        .flat_map(|t| t.spans.iter())
+        .filter(|s| s.kind == SpanKind::Init)
+        .map(|s| s.end_ns - s.start_ns)
+        .collect();
+    serde_json::json!({
+        "faults_during_populate": during_populate.len(),
+        "stall_max_during_populate_ns": pct(&mut during_populate, 1.0),
+        "faults_during_init": during_init.len(),
+        "stall_p50_during_init_ns": pct(&mut during_init, 0.5),
+        "stall_p99_during_init_ns": pct(&mut during_init, 0.99),
+        "stall_max_during_init_ns": pct(&mut during_init, 1.0),
+        "faults_after_complete": after,
+        "init_unit_median_ns": pct(&mut units, 0.5),
+        "init_unit_p99_ns": pct(&mut units, 0.99),
+    })
+}
+
 /// Medians over repeats of the headline metrics.
 pub fn summary_json(rf: &RunFile, path: &Path) -> serde_json::Value {
     let m =
@@ -442,6 +496,7 @@ pub fn summary_json(rf: &RunFile, path: &Path) -> serde_json::Value {
             "engine_efficiency": m(&|x| x.engine_efficiency),
             "fraction_of_nt_roofline": m(&|x| x.fraction_of_nt_roofline),
         },
+        "stall_phases": rf.repeats.iter().map(stall_phases).collect::<Vec<_>>(),
         "struct_pages_written": rf.repeats.first().map(|r| r.metrics.struct_pages_written),
         "uninitialised_reads": rf.repeats.iter().map(|r| r.metrics.uninitialised_reads).sum::<u64>(),
         "verify_errors": verify_errors,
