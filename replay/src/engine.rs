@@ -287,13 +287,16 @@ impl Engine {
     /// Run one repeat. `stop` aborts between phases (Ctrl-C).
     pub fn run_repeat(&self, index: u32) -> anyhow::Result<Repeat> {
         let started_unix_s = unix_now();
+        // The same-run roofline goes first, so the memmap this repeat writes is what the
+        // target holds afterwards (for --verify and for anyone reading a file target).
+        let roofline = self.roofline()?;
         // Start cold: give the memmap pages back so phase 1 really populates them.
         if self.window.is_none() {
-            for p in &self.plans {
-                for &(off, len) in &p.extents {
-                    self.target.discard(off, len)?;
-                }
-            }
+            self.target.discard(0, self.target.len())?;
+        } else {
+            // The window stays populated; clear what the roofline stored so only records
+            // of this run are there for the window check.
+            unsafe { std::ptr::write_bytes(self.target.as_ptr(), 0, self.target.len() as usize) };
         }
         let run = RepeatRun::new(self);
         let t0 = Instant::now();
@@ -334,7 +337,6 @@ impl Engine {
         } else {
             None
         };
-        let roofline = self.roofline()?;
         Ok(run.finish(self, index, started_unix_s, samples, roofline, verify))
     }
 
@@ -415,6 +417,42 @@ impl Engine {
 
     /// Re-read every record (per-pfn) or every written slice (window) and check it.
     fn verify(&self, run: &RepeatRun) -> VerifyResult {
+        let mut v = self.verify_records();
+        let mut report = |msg: String| {
+            v.errors += 1;
+            if v.first_errors.len() < 10 {
+                v.first_errors.push(msg);
+            }
+        };
+        for (ni, p) in self.plans.iter().enumerate() {
+            // Every record the layout needs was written exactly once.
+            let written = run.ns[ni].records_written.load(Ordering::Acquire);
+            if written != p.struct_pages_written {
+                report(format!(
+                    "{}: {written} records written, layout needs {}",
+                    p.name, p.struct_pages_written
+                ));
+            }
+            // Every pageblock of the data range is MIGRATE_MOVABLE.
+            let pb = p.layout.params.pageblock_pages.max(1);
+            let mut pfn = align_up(p.data_start, pb);
+            while pfn < p.data_start + p.data_pages {
+                if run.ns[ni].pageblock(p, pfn) != MIGRATE_MOVABLE {
+                    report(format!(
+                        "{}: pageblock of pfn {pfn:#x} not MIGRATE_MOVABLE",
+                        p.name
+                    ));
+                }
+                pfn += pb;
+            }
+        }
+        v
+    }
+
+    /// Re-read the memmap in the target and check every record: per pfn against a
+    /// record built field by field, or (reused window) every written slot against the
+    /// records its namespace may hold.
+    pub fn verify_records(&self) -> VerifyResult {
         let mut errors = 0u64;
         let mut first = Vec::new();
         let mut checked = 0u64;
@@ -424,8 +462,8 @@ impl Engine {
                 first.push(msg);
             }
         };
-        if self.window.is_none() {
-            for (ni, p) in self.plans.iter().enumerate() {
+        let Some(w) = self.window.as_ref() else {
+            for p in &self.plans {
                 let w = self.writer(p, None);
                 for (pfn, got, want) in w.records(p.data_start, p.data_pages) {
                     checked += 1;
@@ -440,18 +478,6 @@ impl Engine {
                         );
                     }
                 }
-                // Every pageblock of the data range is MIGRATE_MOVABLE.
-                let pb = p.layout.params.pageblock_pages.max(1);
-                let mut pfn = align_up(p.data_start, pb);
-                while pfn < p.data_start + p.data_pages {
-                    if run.ns[ni].pageblock(p, pfn) != MIGRATE_MOVABLE {
-                        report(
-                            format!("{}: pageblock of pfn {pfn:#x} not MIGRATE_MOVABLE", p.name),
-                            &mut errors,
-                        );
-                    }
-                    pfn += pb;
-                }
             }
             return VerifyResult {
                 method: "per-pfn".into(),
@@ -459,22 +485,7 @@ impl Engine {
                 errors,
                 first_errors: first,
             };
-        }
-        // Window: each written slot must hold a valid record of its namespace, and the
-        // number of records written must equal the struct pages of the layout.
-        for (ni, p) in self.plans.iter().enumerate() {
-            let written = run.ns[ni].records_written.load(Ordering::Acquire);
-            if written != p.struct_pages_written {
-                report(
-                    format!(
-                        "{}: {written} records written, layout needs {}",
-                        p.name, p.struct_pages_written
-                    ),
-                    &mut errors,
-                );
-            }
-        }
-        let w = self.window.as_ref().expect("window");
+        };
         for slice in 0..self.slices {
             let base = unsafe { self.target.as_ptr().add((slice * w.slice_bytes) as usize) };
             let n = (w.slice_bytes / RECORD_BYTES as u64) as usize;
@@ -712,6 +723,7 @@ impl Writer<'_> {
         let PageClass::Device { pgmap, .. } = self.plan.class else {
             return;
         };
+        let persist = self.persist;
         self.runs(pfn, n, |_, k, dst| {
             let words = dst as *mut u64;
             for i in 0..k as usize {
@@ -724,6 +736,9 @@ impl Writer<'_> {
                     std::ptr::write(w.add(1), pgmap);
                     std::ptr::write(w.add(2), record::LIST_POISON2);
                 }
+            }
+            if persist {
+                unsafe { crate::target::flush_range(dst, k as usize * RECORD_BYTES) };
             }
         });
     }
@@ -1108,10 +1123,14 @@ impl<'e> RepeatRun<'e> {
         match e.opts.strategy {
             Strategy::LegacyDoublePass => {
                 let mut w = self.writer(ni);
+                let pass1_pos = w.window.as_ref().map(|c| c.pos);
                 for (s, n) in chunks(plan.data_start, plan.data_pages, chunk) {
                     self.init_unit(ctx, &mut w, ni, s, n, SpanKind::Init);
                 }
-                let mut w = self.writer(ni);
+                // Pass 2 revisits the very records pass 1 wrote (same window slots too).
+                if let (Some(c), Some(pos)) = (w.window.as_mut(), pass1_pos) {
+                    c.pos = pos;
+                }
                 let t = ns_since(t0);
                 for (s, n) in chunks(plan.data_start, plan.data_pages, chunk) {
                     ctx.span(SpanKind::PgmapPass, s, n, || w.pgmap_pass(s, n));
