@@ -69,6 +69,19 @@ pub struct StrategyParams {
     pub store: StoreKind,
     /// Record flavour the strategy's kernel writes (see docs/strategies.md).
     pub record: RecordFlavor,
+    /// williams-async: what memmap_sync locks (the patch: one mutex per thread).
+    #[serde(default)]
+    pub sync_lock: SyncLock,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncLock {
+    /// Seed 003 patch 06: one mutex per init thread, held for a whole sub-range.
+    #[default]
+    Thread,
+    /// Lab variant: one mutex per sub-range.
+    SubRange,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

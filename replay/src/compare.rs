@@ -305,6 +305,7 @@ fn run_dims(r: &RunFile) -> Vec<(&'static str, String)> {
         ("threads", p.threads.to_string()),
         ("sub_ranges", p.sub_ranges.to_string()),
         ("chunk_pages", p.chunk_pages.to_string()),
+        ("sync_lock", format!("{:?}", p.sync_lock).to_lowercase()),
         (
             "store",
             match p.store {

@@ -846,15 +846,17 @@ impl NsState {
 }
 
 /// One williams-async init thread's range: NR_MEMMAP_RANGE sub-ranges, a pending
-/// bitmap, and the mutex held while a sub-range is initialised (seed 003 patch 06).
+/// bitmap, and the mutex held while a sub-range is initialised (seed 003 patch 06: one
+/// mutex per thread; `--sync-lock sub-range` gives each sub-range its own).
 struct Lane {
     start: u64,
     pages: u64,
     range_size: u64,
+    pending: Vec<AtomicBool>,
     /// parking_lot's mutex so a release can hand the lock to a waiter (`unlock_fair`),
     /// as the kernel mutex does with MUTEX_FLAG_HANDOFF; std's would let the init thread
     /// re-take it for its next sub-range and starve a faulting thread for the whole range.
-    pending: parking_lot::Mutex<Vec<bool>>,
+    locks: Vec<parking_lot::Mutex<()>>,
 }
 
 struct ThreadSlot {
@@ -957,15 +959,17 @@ impl<'e> RepeatRun<'e> {
                         .map(|(start, pages)| {
                             let nr = p.sub_ranges.max(1) as u64;
                             let range_size = align_up(pages.div_ceil(nr), align);
+                            let nr_ranges = pages.div_ceil(range_size) as usize;
+                            let nr_locks = match p.sync_lock {
+                                SyncLock::Thread => 1,
+                                SyncLock::SubRange => nr_ranges,
+                            };
                             Lane {
                                 start,
                                 pages,
                                 range_size,
-                                pending: parking_lot::Mutex::new(vec![
-                                    true;
-                                    pages.div_ceil(range_size)
-                                        as usize
-                                ]),
+                                pending: (0..nr_ranges).map(|_| AtomicBool::new(true)).collect(),
+                                locks: (0..nr_locks).map(|_| parking_lot::Mutex::new(())).collect(),
                             }
                         })
                         .collect()
@@ -1175,7 +1179,7 @@ impl<'e> RepeatRun<'e> {
                             );
                             let mut w = self.writer(ni);
                             let lane = &st.lanes[li];
-                            let nr = lane.pending.lock().len();
+                            let nr = lane.pending.len();
                             for r in 0..nr {
                                 self.init_subrange(&mut c, &mut w, ni, li, r, SpanKind::Init);
                             }
@@ -1240,15 +1244,15 @@ impl<'e> RepeatRun<'e> {
         kind: SpanKind,
     ) -> bool {
         let lane = &self.ns[ni].lanes[li];
-        let mut pending = lane.pending.lock();
-        if !pending[r] {
+        let guard = lane.locks[r.min(lane.locks.len() - 1)].lock();
+        if !lane.pending[r].load(Ordering::Acquire) {
             return false;
         }
         let start = lane.start + r as u64 * lane.range_size;
         let n = lane.range_size.min(lane.start + lane.pages - start);
         self.init_unit(ctx, w, ni, start, n, kind);
-        pending[r] = false;
-        parking_lot::MutexGuard::unlock_fair(pending);
+        lane.pending[r].store(false, Ordering::Release);
+        parking_lot::MutexGuard::unlock_fair(guard);
         true
     }
 

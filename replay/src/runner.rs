@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// Store kind (default: the strategy's own).
     #[arg(long, value_parser = ["regular", "non-temporal"])]
     pub store: Option<String>,
+    /// williams-async: lock per init thread as the patch does (thread), or per sub-range.
+    #[arg(long, value_parser = ["thread", "sub-range"])]
+    pub sync_lock: Option<String>,
     /// Where the memmap is written: a file (any fs, DAX fs), /dev/daxX.Y, tmpfs, hugetlbfs. Default: anonymous memory.
     #[arg(long)]
     pub target: Option<PathBuf>,
@@ -221,6 +224,9 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         Some("regular") => params.store = StoreKind::Regular,
         Some("non-temporal") => params.store = StoreKind::NonTemporal,
         _ => {}
+    }
+    if args.sync_lock.as_deref() == Some("sub-range") {
+        params.sync_lock = SyncLock::SubRange;
     }
     let fs = &scenario.faults;
     let fault_size = args.fault_size.clone().unwrap_or(fs.size.clone());

@@ -1,7 +1,7 @@
 //! The init strategies the kernel community proposed, as the replay runs them.
 //! Sources and parameters: docs/strategies.md.
 
-use memmap_model::run::{RecordFlavor, StoreKind, StrategyParams};
+use memmap_model::run::{RecordFlavor, StoreKind, StrategyParams, SyncLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
@@ -74,6 +74,7 @@ impl Strategy {
             chunk_pages: SECTION_PAGES,
             store,
             record,
+            sync_lock: SyncLock::Thread,
         }
     }
 

@@ -67,6 +67,7 @@ fn args(scenario: &str, strategy: Strategy, out: PathBuf) -> RunArgs {
         sub_ranges: None,
         chunk_pages: None,
         store: None,
+        sync_lock: None,
         target: None,
         destroy_data: false,
         keep_target: false,
@@ -305,7 +306,7 @@ fn run_files_are_complete_or_marked_interrupted() {
     assert_eq!(back, rf);
     assert!(back.complete && !back.interrupted);
     assert_eq!(back.repeats.len(), 2);
-    assert!(back.repeats[0].stalls.merged.decode().unwrap().len() > 0);
+    assert!(!back.repeats[0].stalls.merged.decode().unwrap().is_empty());
     // Interrupted before the first repeat: a readable file, marked, nothing invented.
     let out2 = dir.join("i.run.json");
     let a = args(&scen, Strategy::Duyck, out2.clone());
