@@ -6,3 +6,4 @@ pub mod hist;
 pub mod layout;
 pub mod run;
 pub mod scenario;
+pub mod trace;

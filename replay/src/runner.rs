@@ -7,6 +7,8 @@ use anyhow::Context;
 use memmap_model::layout::{self, RangeLayout};
 use memmap_model::run::*;
 use memmap_model::scenario::Scenario;
+use memmap_model::trace::Trace;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -114,6 +116,14 @@ pub struct RunArgs {
 pub fn load_scenario(name_or_path: &str) -> anyhow::Result<(Scenario, Option<String>, String)> {
     let p = Path::new(name_or_path);
     if p.exists() {
+        if is_trace(p) {
+            let t = Trace::read(p)?;
+            let label = p.display().to_string();
+            let s = t.to_scenario(&label).ok_or_else(|| {
+                anyhow::anyhow!("{label}: the trace records no namespace to replay")
+            })?;
+            return Ok((s, Some(label.clone()), label));
+        }
         let s = Scenario::read(p)?;
         return Ok((s, Some(p.display().to_string()), name_or_path.to_string()));
     }
@@ -125,6 +135,17 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<(Scenario, Option<Str
         "{name_or_path}: no such file, and not a shipped scenario (shipped: {})",
         SHIPPED.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
     )
+}
+
+/// A trace file starts with a `memmap-lab-trace` header line.
+fn is_trace(p: &Path) -> bool {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(p) else {
+        return false;
+    };
+    let mut first = String::new();
+    let _ = std::io::BufReader::new(f).take(4096).read_line(&mut first);
+    first.contains(memmap_model::trace::TRACE_FORMAT)
 }
 
 pub fn host_info() -> HostInfo {

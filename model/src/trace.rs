@@ -1,0 +1,339 @@
+//! Trace files: what the collector records on a live host or imports from users'
+//! captures. JSON Lines: a header line, then one event per line, so a collector can
+//! append and flush record by record and a killed collector leaves a readable file.
+//! Both the collector's live reader and its importers build these events; the replay
+//! turns a trace's namespaces into a scenario (`Trace::to_scenario`).
+//!
+//! Format version 1 is the first cut: the collector issue will extend the event set
+//! (adding variants is compatible; readers skip kinds they do not know and say so).
+
+use crate::layout::{format_size, MapLocation, NsMode};
+use crate::scenario::{FaultSpec, HostSpec, NamespaceEntry, Scenario};
+use serde::{Deserialize, Serialize};
+use std::io::BufRead;
+use std::path::Path;
+
+pub const TRACE_FORMAT: &str = "memmap-lab-trace";
+pub const TRACE_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceHeader {
+    pub format: String,
+    pub version: u32,
+    pub created_unix_s: f64,
+    /// "live", "boot", or "import:<format>".
+    pub source: String,
+    pub kernel_release: String,
+    pub cmdline: String,
+    pub numa_nodes: u32,
+    pub cpus: u32,
+    /// Where the trace came from (machine, emulation, kernel package), for provenance.
+    pub notes: Vec<String>,
+}
+
+/// Times are nanoseconds of the traced host's clock (CLOCK_MONOTONIC / trace clock).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TraceEvent {
+    /// A pfn namespace as ndctl / sysfs describe it.
+    Namespace {
+        name: String,
+        mode: NsMode,
+        map: MapLocation,
+        size_bytes: u64,
+        align_bytes: u64,
+        start_phys: u64,
+        node: u32,
+    },
+    /// A kernel function's duration (function_graph).
+    FunctionSpan {
+        t_ns: u64,
+        dur_ns: u64,
+        func: String,
+        task: String,
+        pid: u32,
+        cpu: u32,
+    },
+    /// memmap_init_zone_device / memmap_init_range / online_pages with their pfn range (kprobes).
+    MemmapInit {
+        t_ns: u64,
+        dur_ns: Option<u64>,
+        func: String,
+        start_pfn: u64,
+        nr_pages: u64,
+        task: String,
+        pid: u32,
+        cpu: u32,
+    },
+    /// "<dev> initialised, N pages in M ms" from the kernel log.
+    Initialised {
+        t_ns: u64,
+        device: String,
+        pages: u64,
+        ms: u64,
+    },
+    /// fs_dax fault with its `_done` twin (latency).
+    DaxFault {
+        t_ns: u64,
+        dur_ns: Option<u64>,
+        pmd: bool,
+        pid: u32,
+        cpu: u32,
+        address: u64,
+        pgoff: u64,
+        result: String,
+    },
+    Uevent {
+        t_ns: u64,
+        action: String,
+        devpath: String,
+        subsystem: String,
+    },
+    KernelLog {
+        t_ns: u64,
+        level: u8,
+        text: String,
+    },
+    /// A source the collector could not use, and why (no kprobes, not root, ...).
+    Unavailable {
+        source: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    pub header: TraceHeader,
+    pub events: Vec<TraceEvent>,
+    /// Lines skipped with the reason (unknown event kinds of a newer collector).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {msg}")]
+    Line {
+        path: String,
+        line: usize,
+        msg: String,
+    },
+}
+
+impl Trace {
+    pub fn read(path: &Path) -> Result<Trace, TraceError> {
+        let p = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|source| TraceError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Trace::from_reader(&p, std::io::BufReader::new(f))
+    }
+
+    /// Parse JSON Lines; a truncated last line (a collector killed mid-write) is
+    /// dropped with a warning, any other bad line is an error naming it.
+    pub fn from_reader(path: &str, r: impl BufRead) -> Result<Trace, TraceError> {
+        let err = |line: usize, msg: String| TraceError::Line {
+            path: path.into(),
+            line,
+            msg,
+        };
+        let mut lines = r.lines().enumerate().peekable();
+        let header: TraceHeader = match lines.next() {
+            None => return Err(err(1, "empty file, expected a trace header line".into())),
+            Some((_, l)) => {
+                let l = l.map_err(|e| err(1, e.to_string()))?;
+                serde_json::from_str(&l)
+                    .map_err(|e| err(1, format!("expected a {TRACE_FORMAT} header: {e}")))?
+            }
+        };
+        if header.format != TRACE_FORMAT {
+            return Err(err(
+                1,
+                format!("format is {:?}, expected {TRACE_FORMAT:?}", header.format),
+            ));
+        }
+        if header.version != TRACE_VERSION {
+            return Err(err(
+                1,
+                format!(
+                    "trace version {} is not supported (this build reads {TRACE_VERSION})",
+                    header.version
+                ),
+            ));
+        }
+        let mut events = Vec::new();
+        let mut warnings = Vec::new();
+        while let Some((i, l)) = lines.next() {
+            let n = i + 1;
+            let l = l.map_err(|e| err(n, e.to_string()))?;
+            if l.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<TraceEvent>(&l) {
+                Ok(e) => events.push(e),
+                Err(e) if lines.peek().is_none() && e.is_eof() => {
+                    warnings.push(format!("{path}:{n}: truncated last record dropped"))
+                }
+                Err(e) => {
+                    let kind = serde_json::from_str::<serde_json::Value>(&l)
+                        .ok()
+                        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from));
+                    match kind {
+                        Some(k) if e.to_string().contains("unknown variant") => {
+                            warnings.push(format!(
+                                "{path}:{n}: event kind {k:?} not known to this build, skipped"
+                            ))
+                        }
+                        _ => return Err(err(n, format!("expected a trace event: {e}"))),
+                    }
+                }
+            }
+        }
+        Ok(Trace {
+            header,
+            events,
+            warnings,
+        })
+    }
+
+    /// A scenario with the trace's namespaces, so `memmap-replay run` replays the recorded layout.
+    pub fn to_scenario(&self, name: &str) -> Option<Scenario> {
+        let namespaces: Vec<NamespaceEntry> = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Namespace {
+                    name,
+                    mode,
+                    map,
+                    size_bytes,
+                    align_bytes,
+                    start_phys,
+                    node,
+                } => Some(NamespaceEntry {
+                    name: name.clone(),
+                    size: format!("{size_bytes}"),
+                    mode: *mode,
+                    map: *map,
+                    align: format!("{align_bytes}"),
+                    node: *node,
+                    start: Some(format!("{start_phys:#x}")),
+                }),
+                _ => None,
+            })
+            .collect();
+        if namespaces.is_empty() {
+            return None;
+        }
+        let nodes = namespaces
+            .iter()
+            .map(|n| n.node + 1)
+            .max()
+            .unwrap_or(1)
+            .max(self.header.numa_nodes.max(1));
+        let total: u64 = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Namespace { size_bytes, .. } => Some(*size_bytes),
+                _ => None,
+            })
+            .sum();
+        Some(Scenario {
+            name: name.into(),
+            description: format!(
+                "recorded layout: {} namespace(s), {}",
+                namespaces.len(),
+                format_size(total)
+            ),
+            source: format!(
+                "trace ({}) from kernel {}; {}",
+                self.header.source,
+                self.header.kernel_release,
+                self.header.notes.join("; ")
+            ),
+            host: HostSpec {
+                nodes,
+                cpus_per_node: (self.header.cpus / nodes).max(1),
+                region_start: "0x100000000".into(),
+            },
+            namespaces,
+            hotplugs: Vec::new(),
+            faults: FaultSpec::default(),
+            kernel: Default::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> String {
+        serde_json::to_string(&TraceHeader {
+            format: TRACE_FORMAT.into(),
+            version: TRACE_VERSION,
+            created_unix_s: 0.0,
+            source: "live".into(),
+            kernel_release: "6.1.0-56-amd64".into(),
+            cmdline: String::new(),
+            numa_nodes: 1,
+            cpus: 2,
+            notes: vec!["QEMU TCG NVDIMM".into()],
+        })
+        .unwrap()
+    }
+
+    const NS: &str = r#"{"kind":"namespace","name":"namespace0.0","mode":"fsdax","map":"dev","size_bytes":17163091968,"align_bytes":2097152,"start_phys":4294967296,"node":0}"#;
+    const INIT: &str = r#"{"kind":"memmap-init","t_ns":27065480000,"dur_ns":566485000,"func":"memmap_init_zone_device","start_pfn":1048576,"nr_pages":4190208,"task":"ndctl","pid":583,"cpu":0}"#;
+
+    #[test]
+    fn reads_events_and_makes_a_scenario_that_lays_out_like_the_kernel() {
+        let text = format!("{}\n{NS}\n{INIT}\n", header());
+        let t = Trace::from_reader("t.jsonl", text.as_bytes()).unwrap();
+        assert_eq!(t.events.len(), 2);
+        let s = t.to_scenario("recorded").unwrap();
+        let l = s.layouts("recorded", 1.0).unwrap();
+        // The kprobe saw the pgmap range; the layout must agree with it.
+        let TraceEvent::MemmapInit {
+            start_pfn,
+            nr_pages,
+            ..
+        } = &t.events[1]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (l[0].range_start_pfn, l[0].range_pages),
+            (*start_pfn, *nr_pages)
+        );
+    }
+
+    #[test]
+    fn truncated_last_line_is_a_warning_bad_line_an_error_with_its_number() {
+        let text = format!("{}\n{NS}\n{}", header(), &INIT[..40]);
+        let t = Trace::from_reader("t.jsonl", text.as_bytes()).unwrap();
+        assert_eq!(t.events.len(), 1);
+        assert!(t.warnings[0].contains("t.jsonl:3"), "{:?}", t.warnings);
+        let text = format!(
+            "{}\n{{\"kind\":\"namespace\",\"name\":1}}\n{INIT}\n",
+            header()
+        );
+        let e = Trace::from_reader("t.jsonl", text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.jsonl:2:"), "{e}");
+        let text = format!("{}\n{{\"kind\":\"from-the-future\"}}\n{INIT}\n", header());
+        let t = Trace::from_reader("t.jsonl", text.as_bytes()).unwrap();
+        assert_eq!(t.events.len(), 1);
+        assert!(t.warnings[0].contains("from-the-future"));
+        let e =
+            Trace::from_reader("r.json", "{\"format\":\"memmap-lab-run\"}".as_bytes()).unwrap_err();
+        assert!(e.to_string().starts_with("r.json:1:"), "{e}");
+    }
+}
