@@ -542,17 +542,32 @@ pub fn print_human(rf: &RunFile, path: &Path) {
         rf.repeats.len(),
         if rf.interrupted { " (interrupted)" } else { "" }
     );
+    let t = &rf.config.target;
     println!(
-        "  target {} ({}), threads {}, store {:?}",
-        rf.config.target.kind,
-        rf.config
-            .target
-            .path
+        "  target {} ({}{}), DAX {}, MAP_SYNC {}, page {} KiB, persistent {}",
+        t.kind,
+        t.path.as_deref().unwrap_or("anonymous memory"),
+        t.filesystem
             .as_deref()
-            .unwrap_or("anonymous memory"),
-        rf.config.params.threads,
-        rf.config.params.store
+            .map(|f| format!(" on {f}"))
+            .unwrap_or_default(),
+        t.dax,
+        t.map_sync,
+        t.page_size_bytes / 1024,
+        t.persistent
     );
+    println!(
+        "  threads {}, store {:?}, {}",
+        rf.config.params.threads, rf.config.params.store, rf.config.namespace_concurrency
+    );
+    if let Some(w) = &rf.config.window {
+        println!(
+            "  REUSED WINDOW: {} of {} memmap ({})",
+            layout::format_size(w.window_bytes),
+            layout::format_size(w.full_memmap_bytes),
+            w.method
+        );
+    }
     println!(
         "  median time to available  {:>10.2} ms",
         f("time_to_available_ms")
