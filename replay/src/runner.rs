@@ -47,7 +47,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Scenario file (TOML) or the name of a shipped scenario (see `memmap-replay scenarios`).
+    /// Scenario file (TOML), trace file (memmap-lab-trace: replays its recorded namespaces), or the name of a shipped scenario (see `memmap-replay scenarios`).
     pub scenario: String,
     /// Init strategy to replay.
     #[arg(long, value_enum)]
