@@ -289,20 +289,22 @@ impl Scenario {
     /// Every range's layout, checked for overlaps and the kernel's section rules.
     pub fn layouts(&self, path: &str, scale: f64) -> Result<Vec<RangeLayout>, ScenarioError> {
         let mut out = Vec::new();
+        // One vmemmap for the whole host: ranges sharing a section share its page tables.
+        let mut vmemmap = layout::VmemmapState::new();
         for (i, spec) in self.namespace_specs(path, scale)?.iter().enumerate() {
             out.push(
-                layout::namespace_layout(spec, &self.kernel).map_err(|source| {
-                    ScenarioError::Layout {
+                layout::namespace_layout_in(spec, &self.kernel, &mut vmemmap).map_err(
+                    |source| ScenarioError::Layout {
                         path: path.into(),
                         field: format!("namespace[{i}] ({})", spec.name),
                         source,
-                    }
-                })?,
+                    },
+                )?,
             );
         }
         for (i, spec) in self.hotplug_specs(path, scale)?.iter().enumerate() {
             out.push(
-                layout::hotplug_layout(spec, &self.kernel).map_err(|source| {
+                layout::hotplug_layout_in(spec, &self.kernel, &mut vmemmap).map_err(|source| {
                     ScenarioError::Layout {
                         path: path.into(),
                         field: format!("hotplug[{i}] ({})", spec.name),
