@@ -40,6 +40,14 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../traces/scenarios/martins-1t-devdax-2m.toml"),
     ),
     (
+        "qemu-hotplug-1g",
+        include_str!("../../traces/scenarios/qemu-hotplug-1g.toml"),
+    ),
+    (
+        "qemu-hotplug-128m-mom",
+        include_str!("../../traces/scenarios/qemu-hotplug-128m-mom.toml"),
+    ),
+    (
         "martins-1t-devdax-1g",
         include_str!("../../traces/scenarios/martins-1t-devdax-1g.toml"),
     ),
