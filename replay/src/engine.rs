@@ -189,21 +189,28 @@ fn plan_namespaces(
                 (Placement::Segments(segs), extents, used)
             }
         };
+        // Hot-added RAM: online_pages initialises every pfn of the range, and with
+        // memmap_on_memory mhp_init_memmap_on_memory also initialises the block's own
+        // vmemmap pages (as pageblocks of their own; the replay marks them movable too).
+        let (data_start, data_pages) = match l.kind {
+            PageKind::SystemRam => (l.range_start_pfn, l.range_pages),
+            PageKind::ZoneDevice => (l.data_start_pfn, l.data_pages),
+        };
         let struct_pages_written = match compound {
-            Some((order, per)) => (l.data_pages >> order) * per,
-            None => l.data_pages,
+            Some((order, per)) => (data_pages >> order) * per,
+            None => data_pages,
         };
         let pb = l.params.pageblock_pages.max(1);
-        let pageblock_base = l.data_start_pfn / pb * pb;
-        let nblocks = (l.data_start_pfn + l.data_pages - pageblock_base).div_ceil(pb);
+        let pageblock_base = data_start / pb * pb;
+        let nblocks = (data_start + data_pages - pageblock_base).div_ceil(pb);
         plans.push(NsPlan {
             name: l.name.clone(),
             layout: l.clone(),
             class,
             flags,
             compound,
-            data_start: l.data_start_pfn,
-            data_pages: l.data_pages,
+            data_start,
+            data_pages,
             placement,
             extents,
             struct_pages_written,
