@@ -25,6 +25,8 @@ pub struct EngineOptions {
     pub params: StrategyParams,
     pub faults: FaultConfig,
     pub verify: bool,
+    /// Faults of a trace as 4 KiB page offsets (pattern "trace").
+    pub recorded_faults: Arc<Vec<u64>>,
 }
 
 /// Where the struct pages of one namespace live inside the target.
@@ -1318,14 +1320,25 @@ impl<'e> RepeatRun<'e> {
         let mut seen = 0u64;
         let mut uninit = 0u64;
         let units = plan.data_pages / fault_pages;
-        let mut picker = match FaultPicker::new(
-            &fc.pattern,
-            units,
-            f,
-            fc.threads_per_namespace,
-            fc.seed.wrapping_add(ni as u64 * 1000),
-            fc.zipf_exponent,
-        ) {
+        let picker = if fc.pattern == "trace" {
+            Ok(FaultPicker::recorded(
+                e.opts.recorded_faults.clone(),
+                units,
+                fault_pages,
+                f,
+                fc.threads_per_namespace,
+            ))
+        } else {
+            FaultPicker::new(
+                &fc.pattern,
+                units,
+                f,
+                fc.threads_per_namespace,
+                fc.seed.wrapping_add(ni as u64 * 1000),
+                fc.zipf_exponent,
+            )
+        };
+        let mut picker = match picker {
             Ok(p) => p,
             Err(_) => return ctx.finish(self, Some(hist), samples, 0, 0),
         };

@@ -14,6 +14,14 @@ pub enum Pattern {
     /// Zipf over page ranks; ranks are scattered over the namespace by a fixed
     /// multiplicative hash so the hot set is not one contiguous block.
     Zipf(Zipf<f64>),
+    /// The faults of a trace (page offsets in 4 KiB pages), in recorded order; thread t
+    /// of T takes faults t, t+T, t+2T, ...
+    Recorded {
+        list: std::sync::Arc<Vec<u64>>,
+        pos: usize,
+        step: usize,
+        unit_pages: u64,
+    },
 }
 
 pub struct FaultPicker {
@@ -63,6 +71,26 @@ impl FaultPicker {
         })
     }
 
+    /// Replay recorded faults (4 KiB page offsets into the namespace) split over `threads`.
+    pub fn recorded(
+        list: std::sync::Arc<Vec<u64>>,
+        units: u64,
+        unit_pages: u64,
+        thread: u32,
+        threads: u32,
+    ) -> FaultPicker {
+        FaultPicker {
+            pattern: Pattern::Recorded {
+                list,
+                pos: thread as usize,
+                step: threads.max(1) as usize,
+                unit_pages: unit_pages.max(1),
+            },
+            rng: rand::rngs::StdRng::seed_from_u64(0),
+            units: units.max(1),
+        }
+    }
+
     /// Next unit index, or None when the pattern has nothing (more) to touch.
     pub fn next_unit(&mut self) -> Option<u64> {
         match &mut self.pattern {
@@ -73,6 +101,17 @@ impl FaultPicker {
                 }
                 *next += 1;
                 Some(*next - 1)
+            }
+            Pattern::Recorded {
+                list,
+                pos,
+                step,
+                unit_pages,
+            } => {
+                let pgoff = *list.get(*pos)?;
+                *pos += *step;
+                // A trace of a larger namespace folds onto this one.
+                Some((pgoff / *unit_pages) % self.units)
             }
             Pattern::Uniform => Some(self.rng.random_range(0..self.units)),
             Pattern::Zipf(z) => {
@@ -112,6 +151,21 @@ mod tests {
         assert!(std::iter::from_fn(|| u.next_unit())
             .take(1000)
             .all(|x| x < 1 << 20));
+    }
+
+    #[test]
+    fn recorded_faults_are_split_round_robin_in_order() {
+        let list = std::sync::Arc::new(vec![0, 512, 1024, 1536, 2048]);
+        let mut a = FaultPicker::recorded(list.clone(), 4, 512, 0, 2);
+        let mut b = FaultPicker::recorded(list, 4, 512, 1, 2);
+        assert_eq!(
+            std::iter::from_fn(|| a.next_unit()).collect::<Vec<_>>(),
+            [0, 2, 0]
+        );
+        assert_eq!(
+            std::iter::from_fn(|| b.next_unit()).collect::<Vec<_>>(),
+            [1, 3]
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub struct RunArgs {
     /// Store round a reused window of this size (e.g. 4G) when the memmap does not fit.
     #[arg(long)]
     pub window: Option<String>,
-    /// Fault pattern: none, sequential, uniform, zipf (default: the scenario's).
+    /// Fault pattern: none, sequential, uniform, zipf, or trace (the DAX faults recorded in the trace given as SCENARIO) (default: the scenario's).
     #[arg(long)]
     pub faults: Option<String>,
     /// Fault threads per namespace (default: the scenario's).
@@ -121,23 +121,53 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-pub fn load_scenario(name_or_path: &str) -> anyhow::Result<(Scenario, Option<String>, String)> {
+pub struct Loaded {
+    pub scenario: Scenario,
+    pub path: Option<String>,
+    pub label: String,
+    /// Faults recorded in a trace, as 4 KiB page offsets, in order.
+    pub recorded_faults: Vec<u64>,
+}
+
+pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Loaded> {
     let p = Path::new(name_or_path);
     if p.exists() {
+        let label = p.display().to_string();
         if is_trace(p) {
             let t = Trace::read(p)?;
-            let label = p.display().to_string();
             let s = t.to_scenario(&label).ok_or_else(|| {
                 anyhow::anyhow!("{label}: the trace records no namespace to replay")
             })?;
-            return Ok((s, Some(label.clone()), label));
+            let recorded_faults = t
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    memmap_model::trace::TraceEvent::DaxFault { pgoff, .. } => Some(*pgoff),
+                    _ => None,
+                })
+                .collect();
+            return Ok(Loaded {
+                scenario: s,
+                path: Some(label.clone()),
+                label,
+                recorded_faults,
+            });
         }
-        let s = Scenario::read(p)?;
-        return Ok((s, Some(p.display().to_string()), name_or_path.to_string()));
+        return Ok(Loaded {
+            scenario: Scenario::read(p)?,
+            path: Some(label.clone()),
+            label,
+            recorded_faults: Vec::new(),
+        });
     }
     if let Some((n, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
         let label = format!("shipped:{n}");
-        return Ok((Scenario::parse(&label, text)?, None, label));
+        return Ok(Loaded {
+            scenario: Scenario::parse(&label, text)?,
+            path: None,
+            label,
+            recorded_faults: Vec::new(),
+        });
     }
     anyhow::bail!(
         "{name_or_path}: no such file, and not a shipped scenario (shipped: {})",
@@ -228,7 +258,12 @@ pub struct Prepared {
 }
 
 pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
-    let (scenario, path, label) = load_scenario(&args.scenario)?;
+    let Loaded {
+        scenario,
+        path,
+        label,
+        recorded_faults,
+    } = load_scenario(&args.scenario)?;
     anyhow::ensure!(
         args.scale > 0.0 && args.scale <= 1.0,
         "--scale {}: expected a factor in (0, 1]",
@@ -264,17 +299,38 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         fault_bytes == 4096 || fault_bytes == 2 << 20,
         "--fault-size {fault_size}: expected 4K (PTE) or 2M (PMD)"
     );
+    // A trace with recorded faults replays them unless told otherwise.
+    let pattern = args
+        .faults
+        .clone()
+        .unwrap_or(if recorded_faults.is_empty() {
+            fs.pattern.clone()
+        } else {
+            "trace".into()
+        });
+    let recorded = pattern == "trace";
     let faults = FaultConfig {
-        pattern: args.faults.clone().unwrap_or(fs.pattern.clone()),
         threads_per_namespace: args.fault_threads.unwrap_or(fs.threads_per_namespace),
-        touches_per_thread: args.touches.unwrap_or(fs.touches_per_thread),
+        touches_per_thread: args.touches.unwrap_or(if recorded {
+            recorded_faults.len() as u64
+        } else {
+            fs.touches_per_thread
+        }),
         fault_bytes,
         zipf_exponent: fs.zipf_exponent,
         think_ns: (args.think_us.unwrap_or(fs.think_us).max(0.0) * 1000.0) as u64,
         seed: args.seed,
-        trace: None,
+        trace: recorded.then(|| label.clone()),
+        pattern,
     };
-    crate::faults::FaultPicker::new(&faults.pattern, 1, 0, 1, 0, 1.0)?;
+    if faults.pattern == "trace" {
+        anyhow::ensure!(
+            !recorded_faults.is_empty(),
+            "--faults trace: {label} holds no recorded DAX faults (give a trace recorded by memmap-collect)"
+        );
+    } else {
+        crate::faults::FaultPicker::new(&faults.pattern, 1, 0, 1, 0, 1.0)?;
+    }
     let full = engine::full_memmap_bytes(&layouts, strat);
     let mut notes = Vec::new();
     let window = match &args.window {
@@ -328,6 +384,7 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
             params: params.clone(),
             faults: faults.clone(),
             verify: args.verify,
+            recorded_faults: std::sync::Arc::new(recorded_faults),
         },
         &layouts,
         tgt,

@@ -355,3 +355,44 @@ fn cli_layout_json_matches_the_kernel_and_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such.toml"));
 }
+
+#[test]
+fn a_trace_replays_its_recorded_layout_and_faults() {
+    let dir = tmpdir("trace");
+    let header = serde_json::json!({
+        "format": "memmap-lab-trace", "version": 1, "created_unix_s": 0.0, "source": "test",
+        "kernel_release": "6.1.0-56-amd64", "cmdline": "", "numa_nodes": 1, "cpus": 2, "notes": []
+    });
+    let ns = serde_json::json!({
+        "kind": "namespace", "name": "namespace0.0", "mode": "fsdax", "map": "dev",
+        "size_bytes": 1040u64 << 20, "align_bytes": 2u64 << 20, "start_phys": 1u64 << 32, "node": 0
+    });
+    let mut text = format!("{header}\n{ns}\n");
+    for i in 0..50u64 {
+        let f = serde_json::json!({
+            "kind": "dax-fault", "t_ns": i * 1000, "dur_ns": null, "pmd": false, "pid": 1, "cpu": 0,
+            "address": 0x7f00_0000_0000u64 + i * 4096, "pgoff": i * 977, "result": "NOPAGE"
+        });
+        text.push_str(&format!("{f}\n"));
+    }
+    let path = dir.join("t.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let a = args(
+        &path.display().to_string(),
+        Strategy::WilliamsAsync,
+        dir.join("t.run.json"),
+    );
+    let prep = runner::prepare(&a).unwrap();
+    assert_eq!(prep.config.faults.pattern, "trace");
+    assert_eq!(prep.layouts[0].data_pages, 261632); // the kernel's figure for 1040M map=dev
+    let rep = prep.engine.run_repeat(0).unwrap();
+    assert_eq!(rep.metrics.faults, 50);
+    assert_eq!(rep.metrics.uninitialised_reads, 0);
+    assert_eq!(rep.verify.unwrap().errors, 0);
+    // A scenario without recorded faults cannot replay them.
+    let scen = scenario_file(&dir, "mixed.toml", MIXED);
+    let mut a = args(&scen, Strategy::Duyck, dir.join("x.run.json"));
+    a.faults = Some("trace".into());
+    let e = format!("{:#}", runner::prepare(&a).err().unwrap());
+    assert!(e.contains("no recorded DAX faults"), "{e}");
+}
