@@ -137,11 +137,9 @@ fn plan_namespaces(
             _ => {
                 // Device (altmap) blocks sit at their device offsets inside an area that
                 // stands for the namespace's first bytes. RAM-backed struct pages (map=mem,
-                // partial sections' base pages, memmap_on_memory) follow in an area laid out
-                // as the virtual vmemmap is: pfn p at (p - vm_base) * 64.
+                // partial sections' base pages, memmap_on_memory) follow, one 2 MiB slot per
+                // vmemmap PMD block holding them, at the struct page's offset in that block.
                 let pmd_pfns = BLOCK / RECORD_BYTES as u64;
-                let vm_base = l.range_start_pfn / pmd_pfns * pmd_pfns;
-                let vm_end = align_up(l.range_start_pfn + l.range_pages, pmd_pfns);
                 let dev_len = l
                     .vmemmap_blocks
                     .iter()
@@ -155,6 +153,10 @@ fn plan_namespaces(
                     .unwrap_or(0);
                 let dev_len = align_up(dev_len, BLOCK);
                 let ram_base = base + dev_len;
+                // RAM-backed 2 MiB vmemmap blocks get slots in order of appearance, so an
+                // altmap namespace's few RAM blocks (partial sections) take a few slots
+                // rather than the whole vmemmap span.
+                let mut ram_slots: Vec<u64> = Vec::new();
                 let mut segs = Vec::new();
                 let mut extents: Vec<(u64, u64)> = Vec::new();
                 for b in l.vmemmap_blocks.iter().filter(|b| b.nr_pfns > 0) {
@@ -165,7 +167,23 @@ fn plan_namespaces(
                             })?;
                             base + o
                         }
-                        _ => ram_base + (b.first_pfn - vm_base) * RECORD_BYTES as u64,
+                        _ => {
+                            let block = b.first_pfn / pmd_pfns;
+                            anyhow::ensure!(
+                                (b.first_pfn + b.nr_pfns - 1) / pmd_pfns == block,
+                                "{}: RAM vmemmap block at pfn {:#x} crosses a 2 MiB vmemmap block",
+                                l.name,
+                                b.first_pfn
+                            );
+                            let slot = match ram_slots.iter().position(|&x| x == block) {
+                                Some(i) => i,
+                                None => {
+                                    ram_slots.push(block);
+                                    ram_slots.len() - 1
+                                }
+                            } as u64;
+                            ram_base + slot * BLOCK + (b.first_pfn % pmd_pfns) * RECORD_BYTES as u64
+                        }
                     };
                     segs.push(Segment {
                         first_pfn: b.first_pfn,
@@ -187,7 +205,7 @@ fn plan_namespaces(
                     }
                 }
                 let extents = merged;
-                let used = dev_len + (vm_end - vm_base) * RECORD_BYTES as u64;
+                let used = dev_len + ram_slots.len() as u64 * BLOCK;
                 (Placement::Segments(segs), extents, used)
             }
         };
@@ -385,8 +403,8 @@ impl Engine {
             // the memmap goes round a window that stays populated.
             if self.window.is_none() {
                 self.target.discard(0, span)?;
-                self.target.populate(0, span)?;
             }
+            self.target.populate(0, span)?;
             let t = Instant::now();
             std::thread::scope(|s| {
                 for i in 0..threads {
