@@ -311,7 +311,8 @@ impl Engine {
         })
     }
 
-    /// Run one repeat. `stop` aborts between phases (Ctrl-C).
+    /// Run one repeat: roofline, cold start, then the strategy with its fault threads;
+    /// verify after when asked. Ctrl-C is handled between repeats by the caller.
     pub fn run_repeat(&self, index: u32) -> anyhow::Result<Repeat> {
         let started_unix_s = unix_now();
         // The same-run roofline goes first, so the memmap this repeat writes is what the
@@ -630,7 +631,9 @@ impl Writer<'_> {
                     self.plan.name
                 );
             }
-            Placement::Compound { .. } => unreachable!("compound ranges go through init_compound"),
+            Placement::Compound { .. } => {
+                unreachable!("compound placements are written by compound_dst / records")
+            }
         }
     }
 

@@ -74,17 +74,23 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /out
+mount -t tracefs tracefs /sys/kernel/tracing
 echo "@@INIT uptime=$(cut -d' ' -f1 /proc/uptime)"
 for m in $(cat /modules.order.txt); do insmod $m 2>>/out/insmod.err || echo "insmod failed: $m"; done
 /scenario.sh > /dev/console 2>&1
 echo "@@SCENARIO_DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
-dmesg | tail -n 150 > /out/dmesg-tail.txt
+dmesg > /out/dmesg-after-scenario.txt
 tar -cf /dev/vda -C /out . && sync
 echo "@@TAR_WRITTEN"
 poweroff -f
 EOF
 chmod +x $R/init
 cp $HERE/run-in-guest.sh $R/scenario.sh; chmod +x $R/scenario.sh
+{ echo "RUN_LIMIT=${RUN_LIMIT:-900}"   # guest watchdog per memmap-replay run (s)
+  [ -n "${EXT4_OPTS:-}" ] && echo "EXT4_OPTS='$EXT4_OPTS'"
+  [ -n "${XFS_OPTS:-}" ] && echo "XFS_OPTS='$XFS_OPTS'"
+  [ -n "${STEPS:-}" ] && echo "STEPS='$STEPS'"; } > $R/guest-env.sh
+cp $R/guest-env.sh $OUT/guest-env.sh
 (cd $R && find . | cpio -o -H newc --quiet | gzip -1 > $W/initrd-$TAG.img)
 log "initramfs built: $(du -h $W/initrd-$TAG.img | cut -f1)"
 [ "${BUILD_ONLY:-0}" = 1 ] && exit 0
@@ -100,7 +106,7 @@ QCMD=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -machine pc,nvdimm=on 
   -device nvdimm,id=nvdimm1,memdev=mem1,label-size=$LABEL_SIZE
   -drive file=$OD,format=raw,if=virtio
   -kernel kpkg/boot/vmlinuz-$KVER -initrd initrd-$TAG.img
-  -append "$APPEND" -display none -serial file:$SERIAL -nic none -no-reboot)
+  -append "$APPEND" -display none -serial file:$SERIAL -monitor unix:$W/mon-$TAG.sock,server,nowait -nic none -no-reboot)
 printf '%q ' "${QCMD[@]}" > $OUT/qemu-cmdline.txt; echo >> $OUT/qemu-cmdline.txt
 log "qemu start (TCG)"
 "${QCMD[@]}" 2> $OUT/qemu-stderr.txt &

@@ -9,16 +9,67 @@ log() { echo "@@ $* uptime=$(up)"; }
 save() { tar -cf /dev/vda -C $O . && sync; }
 SC="qemu-16g --scale 0.0625"
 
+# /guest-env.sh (written by run-dax.sh): RUN_LIMIT, EXT4_OPTS, XFS_OPTS, STEPS
+[ -f /guest-env.sh ] && . /guest-env.sh
+RUN_LIMIT=${RUN_LIMIT:-900}                                   # guest seconds per memmap-replay run
+EXT4_OPTS=${EXT4_OPTS:--b 4096 -E stride=512,stripe_width=512,lazy_itable_init=0,lazy_journal_init=0}
+XFS_OPTS=${XFS_OPTS:--m reflink=0 -d su=2m,sw=1}
+STEPS=${STEPS:-"ext4dax safety xfsdax ext4nodax devdax"}
+step() { case " $STEPS " in *" $1 "*) return 0;; esac; return 1; }
+# watch PID NAME: every 30 s, the state, wchan and kernel stack of every thread of PID
+# (to the console and $O/cmd/NAME.watch); after RUN_LIMIT s, SIGABRT then SIGKILL
+watch_run() {
+  pid=$1; n=$2; t=0
+  while kill -0 $pid 2>/dev/null; do
+    sleep 5; t=$((t+5))
+    if [ $((t % 30)) = 0 ]; then
+      { echo "== $n t=${t}s uptime=$(up) loadavg=$(cat /proc/loadavg)"
+        grep -E 'VmRSS|Threads|voluntary' /proc/$pid/status
+        for tk in /proc/$pid/task/*; do
+          echo "-- tid $(basename $tk) $(cut -d' ' -f3,10,12,14,15 $tk/stat) (state minflt majflt utime stime) wchan=$(cat $tk/wchan)"
+          cat $tk/stack 2>/dev/null | head -12
+        done
+        ls -ls /mnt 2>/dev/null | head -5
+      } > /tmp/w.txt 2>&1
+      cat /tmp/w.txt >> $O/cmd/$n.watch; cat /tmp/w.txt
+      echo w > /proc/sysrq-trigger 2>/dev/null
+    fi
+    if [ $t -ge $RUN_LIMIT ]; then
+      echo "@@ WATCHDOG $n: still running after ${t}s, SIGABRT" | tee -a $O/cmd/$n.watch
+      echo l > /proc/sysrq-trigger 2>/dev/null
+      kill -ABRT $pid; sleep 10; kill -KILL $pid 2>/dev/null; break
+    fi
+  done
+}
+
+# fs_dax tracepoints around each run: how many DAX faults were PMD / PTE and their results
+# (NOPAGE, NEEDDSYNC, FALLBACK, ...). Device-dax has no tracepoints: its counts stay empty.
+T=/sys/kernel/tracing
+fs_dax_on() { [ -d $T/events/fs_dax ] || return 0; echo 0 > $T/tracing_on; echo 32768 > $T/buffer_size_kb; echo > $T/trace
+  echo 1 > $T/events/fs_dax/enable; echo 1 > $T/tracing_on; }
+fs_dax_off() { [ -d $T/events/fs_dax ] || return 0; echo 0 > $T/tracing_on; echo 0 > $T/events/fs_dax/enable
+  awk '/ dax_[a-z_]*: /{ for(i=1;i<=NF;i++) if($i ~ /^dax_.*:$/) ev=$i; r=""; if (ev ~ /done:$|insert|hole/) r=$NF; c[ev" "r]++ }
+       END { for (k in c) print k, c[k] }' $T/trace | sort > $1
+  grep -h -E 'overrun' $T/per_cpu/cpu*/stats | awk '{o+=$2} END {print "ring-buffer overrun", o+0}' >> $1; echo > $T/trace; }
+
 # rr NAME ARGS... : run memmap-replay ARGS, keep cmd/stdout/stderr/rc/dmesg delta
 rr() {
   name=$1; shift
   echo "memmap-replay $*" > $O/cmd/$name.cmd
   log "RUN $name: memmap-replay $*"
-  dmesg -c > /dev/null
-  memmap-replay "$@" > $O/cmd/$name.stdout 2> $O/cmd/$name.stderr
+  dmesg -c >> $O/dmesg-all.txt
+  fs_dax_on
+  memmap-replay "$@" > $O/cmd/$name.stdout 2> $O/cmd/$name.stderr &
+  rpid=$!
+  watch_run $rpid $name &
+  wpid=$!
+  wait $rpid
   rc=$?
+  kill $wpid 2>/dev/null; wait $wpid 2>/dev/null
   echo $rc > $O/cmd/$name.rc
+  fs_dax_off $O/cmd/$name.faults
   dmesg -c > $O/cmd/$name.dmesg
+  cat $O/cmd/$name.dmesg >> $O/dmesg-all.txt
   log "END $name rc=$rc"
   cat $O/cmd/$name.stderr
   [ -s $O/cmd/$name.dmesg ] && { echo "-- dmesg during $name:"; cat $O/cmd/$name.dmesg; }
@@ -54,7 +105,7 @@ echo "@@BOOTED uptime=$(up) kernel=$(uname -r) cpus=$(nproc)"
 cat $O/guest-info.txt
 grep -m1 '^flags' /proc/cpuinfo > $O/cpuinfo-flags.txt
 cat /sys/kernel/mm/transparent_hugepage/enabled > $O/thp.txt 2>&1
-dmesg > $O/dmesg-boot.txt
+dmesg -c > $O/dmesg-boot.txt; cp $O/dmesg-boot.txt $O/dmesg-all.txt
 
 # ---- labels (the QEMU NVDIMM starts with an empty label area)
 { ndctl disable-region all; ndctl init-labels -f all; ndctl enable-region all; } > $O/label-init.txt 2>&1
@@ -69,10 +120,12 @@ save
 
 if [ -b "$PMEM" ]; then
   # ---- 1. ext4 -o dax
-  mkfs.ext4 -F -q -b 4096 $PMEM > $O/mkfs-ext4-dax.txt 2>&1
+  mkfs.ext4 -F -q $EXT4_OPTS $PMEM > $O/mkfs-ext4-dax.txt 2>&1
   mount -t ext4 -o dax $PMEM /mnt > $O/mount-ext4-dax.txt 2>&1 || log "mount ext4 dax FAILED: $(cat $O/mount-ext4-dax.txt)"
+  echo "mkfs.ext4 -F -q $EXT4_OPTS $PMEM" >> $O/mkfs-ext4-dax.txt
   state ext4-dax
-  three_runs ext4-dax /mnt/memmap.bin
+  step ext4dax && three_runs ext4-dax /mnt/memmap.bin
+  if step safety; then
 
   # ---- 5. data safety on a DAX filesystem (files)
   dd if=/dev/urandom of=/mnt/holds-data.bin bs=65536 count=16 2>/dev/null; sync
@@ -93,26 +146,29 @@ if [ -b "$PMEM" ]; then
   # and the accepted path: the random-data file with --destroy-data
   rr safety-file-random-destroy run $SC --strategy duyck --repeat 1 --verify --faults none --target /mnt/holds-data.bin --destroy-data -o $O/safety-file-random-destroy.run.json --json
   rm -f /mnt/holds-data.bin /mnt/kept.bin /mnt/fsimg.bin
+  fi
   umount /mnt
 
   # ---- 2. xfs -o dax=always
-  mkfs.xfs -f -m reflink=0 $PMEM > $O/mkfs-xfs-dax.txt 2>&1
+  mkfs.xfs -f $XFS_OPTS $PMEM > $O/mkfs-xfs-dax.txt 2>&1
   mount -t xfs -o dax=always $PMEM /mnt > $O/mount-xfs-dax.txt 2>&1 || log "mount xfs dax FAILED: $(cat $O/mount-xfs-dax.txt)"
+  echo "mkfs.xfs -f $XFS_OPTS $PMEM" >> $O/mkfs-xfs-dax.txt
   state xfs-dax
-  three_runs xfs-dax /mnt/memmap.bin
+  step xfsdax && three_runs xfs-dax /mnt/memmap.bin
   umount /mnt
 
   # ---- 3. non-DAX control: ext4 on the same pmem block device, mounted without dax
-  mkfs.ext4 -F -q -b 4096 $PMEM > $O/mkfs-ext4-nodax.txt 2>&1
+  mkfs.ext4 -F -q $EXT4_OPTS $PMEM > $O/mkfs-ext4-nodax.txt 2>&1
   mount -t ext4 $PMEM /mnt > $O/mount-ext4-nodax.txt 2>&1 || log "mount ext4 (no dax) FAILED"
   state ext4-nodax
-  three_runs ext4-nodax /mnt/memmap.bin
+  step ext4nodax && three_runs ext4-nodax /mnt/memmap.bin
   umount /mnt
 else
   log "no fsdax block device, skipping 1-3"
 fi
 
 # ---- 4. devdax namespace on the same region (its data area still holds the last ext4)
+step devdax || { log "devdax step not selected"; ndctl list -NRu > $O/ndctl-list-final.json 2>&1; dmesg -c >> $O/dmesg-all.txt; tail -n 150 $O/dmesg-all.txt > $O/dmesg-tail.txt; exit 0; }
 ndctl destroy-namespace -f all > $O/ns-destroy.txt 2>&1
 ndctl create-namespace -r region0 -m devdax > $O/ns-devdax.json 2> $O/ns-devdax.err
 cat $O/ns-devdax.json $O/ns-devdax.err
@@ -150,5 +206,6 @@ else
 fi
 
 ndctl list -NRu > $O/ndctl-list-final.json 2>&1
-dmesg > $O/dmesg-final.txt
+dmesg -c >> $O/dmesg-all.txt
+tail -n 150 $O/dmesg-all.txt > $O/dmesg-tail.txt
 log "guest script done"
