@@ -366,16 +366,18 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         keep_file: args.keep_target,
     };
     let len = window.unwrap_or(full);
-    let tgt = Target::open(&spec, len).with_context(|| {
-        format!(
-            "opening the target for {} of memmap{}",
-            layout::format_size(len),
-            if window.is_none() {
+    let tgt = Target::open(&spec, len).map_err(|e| {
+        // Only a target too small for the memmap is helped by a reused window.
+        let hint = match (&e, window) {
+            (target::TargetError::NoSpace { .. } | target::TargetError::TooSmall { .. }, None) => {
                 " (use --window SIZE to store round a smaller reused window)"
-            } else {
-                ""
             }
-        )
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!(
+            "opening the target for {} of memmap{hint}",
+            layout::format_size(len)
+        ))
     })?;
     let tinfo = target_info(&tgt);
     let engine = Engine::new(

@@ -5,7 +5,7 @@
 # same kernel package, busybox initramfs, module loading, label init and TCG boot;
 # the tracing part is replaced by run-in-guest.sh.
 #
-# usage (root): [NVSIZE=4G] [TAG=replaydax] [TESTBED_DIR=/tmp/tb] [KPKG=linux-image-6.1.0-56-amd64] \
+# usage (root): [TCG_THREAD=single|multi] [RUN_LIMIT=s] [STEPS=...] [EXT4_OPTS=...] [XFS_OPTS=...] [TRACE_FS_DAX=0|1] [NVSIZE=4G] [TAG=replaydax] [TESTBED_DIR=/tmp/tb] [KPKG=linux-image-6.1.0-56-amd64] \
 #               [REPLAY_BIN=/work/main/target/release/memmap-replay] ./run-dax.sh
 # results: $TESTBED_DIR/out/$TAG/{serial.log,qemu-cmdline.txt,provenance.txt,guest/...}
 set -euo pipefail
@@ -89,7 +89,8 @@ cp $HERE/run-in-guest.sh $R/scenario.sh; chmod +x $R/scenario.sh
 { echo "RUN_LIMIT=${RUN_LIMIT:-900}"   # guest watchdog per memmap-replay run (s)
   [ -n "${EXT4_OPTS:-}" ] && echo "EXT4_OPTS='$EXT4_OPTS'"
   [ -n "${XFS_OPTS:-}" ] && echo "XFS_OPTS='$XFS_OPTS'"
-  [ -n "${STEPS:-}" ] && echo "STEPS='$STEPS'"; } > $R/guest-env.sh
+  [ -n "${STEPS:-}" ] && echo "STEPS='$STEPS'"
+  echo "TRACE_FS_DAX=${TRACE_FS_DAX:-0}"; } > $R/guest-env.sh
 cp $R/guest-env.sh $OUT/guest-env.sh
 (cd $R && find . | cpio -o -H newc --quiet | gzip -1 > $W/initrd-$TAG.img)
 log "initramfs built: $(du -h $W/initrd-$TAG.img | cut -f1)"
@@ -101,7 +102,7 @@ rm -f $NV $OD
 truncate -s $NVSIZE $NV     # sparse file on the host disk backs the NVDIMM
 truncate -s 256M $OD        # the guest writes a tar of /out onto /dev/vda
 SERIAL=$OUT/serial.log; : > $SERIAL
-QCMD=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -machine pc,nvdimm=on -smp 2 -m $GUEST_MEM,slots=4,maxmem=32G
+QCMD=(qemu-system-x86_64 -accel tcg,thread=${TCG_THREAD:-single} -cpu max -machine pc,nvdimm=on -smp 2 -m $GUEST_MEM,slots=4,maxmem=32G
   -object memory-backend-file,id=mem1,share=on,mem-path=$NV,size=$NVSIZE
   -device nvdimm,id=nvdimm1,memdev=mem1,label-size=$LABEL_SIZE
   -drive file=$OD,format=raw,if=virtio

@@ -42,12 +42,16 @@ watch_run() {
   done
 }
 
-# fs_dax tracepoints around each run: how many DAX faults were PMD / PTE and their results
-# (NOPAGE, NEEDDSYNC, FALLBACK, ...). Device-dax has no tracepoints: its counts stay empty.
+# fs_dax tracepoints: how many DAX faults were PMD / PTE and their results (NOPAGE, NEEDDSYNC,
+# FALLBACK, ...). The events are enabled ONCE, before the first run (TRACE_FS_DAX=1): an earlier
+# version toggled them around every run and the guest livelocked in the third run (both vCPUs
+# spinning with IRQs off; see README). Per run only the ring buffer is cleared and counted.
+# Device-dax has no tracepoints: its counts stay empty.
 T=/sys/kernel/tracing
-fs_dax_on() { [ -d $T/events/fs_dax ] || return 0; echo 0 > $T/tracing_on; echo 32768 > $T/buffer_size_kb; echo > $T/trace
-  echo 1 > $T/events/fs_dax/enable; echo 1 > $T/tracing_on; }
-fs_dax_off() { [ -d $T/events/fs_dax ] || return 0; echo 0 > $T/tracing_on; echo 0 > $T/events/fs_dax/enable
+fs_dax_init() { [ "${TRACE_FS_DAX:-0}" = 1 ] && [ -d $T/events/fs_dax ] || return 0
+  echo 32768 > $T/buffer_size_kb; echo 1 > $T/events/fs_dax/enable; echo 0 > $T/tracing_on; }
+fs_dax_on() { [ "${TRACE_FS_DAX:-0}" = 1 ] && [ -d $T/events/fs_dax ] || return 0; echo > $T/trace; echo 1 > $T/tracing_on; }
+fs_dax_off() { [ "${TRACE_FS_DAX:-0}" = 1 ] && [ -d $T/events/fs_dax ] || return 0; echo 0 > $T/tracing_on
   awk '/ dax_[a-z_]*: /{ for(i=1;i<=NF;i++) if($i ~ /^dax_.*:$/) ev=$i; r=""; if (ev ~ /done:$|insert|hole/) r=$NF; c[ev" "r]++ }
        END { for (k in c) print k, c[k] }' $T/trace | sort > $1
   grep -h -E 'overrun' $T/per_cpu/cpu*/stats | awk '{o+=$2} END {print "ring-buffer overrun", o+0}' >> $1; echo > $T/trace; }
@@ -96,6 +100,7 @@ state() { # TAG: mount lines, ndctl/daxctl state, fs usage
 }
 
 mkdir -p $O/cmd
+fs_dax_init
 echo "@@BOOTED uptime=$(up) kernel=$(uname -r) cpus=$(nproc)"
 { uname -a; cat /proc/cmdline; grep -E 'MemTotal|MemAvailable' /proc/meminfo; echo "nproc=$(nproc)"
   grep -m1 'model name' /proc/cpuinfo; grep -m1 '^flags' /proc/cpuinfo
@@ -104,6 +109,8 @@ echo "@@BOOTED uptime=$(up) kernel=$(uname -r) cpus=$(nproc)"
 } > $O/guest-info.txt 2>&1
 cat $O/guest-info.txt
 grep -m1 '^flags' /proc/cpuinfo > $O/cpuinfo-flags.txt
+# kernel text symbols of this boot (to symbolise RIPs read from the QEMU monitor if the guest hangs)
+{ grep -E ' (_text|_stext)$' /proc/kallsyms; } > $O/kallsyms-base.txt; grep -E ' [tT] ' /proc/kallsyms | gzip -1 > $O/kallsyms-text.gz
 cat /sys/kernel/mm/transparent_hugepage/enabled > $O/thp.txt 2>&1
 dmesg -c > $O/dmesg-boot.txt; cp $O/dmesg-boot.txt $O/dmesg-all.txt
 

@@ -1,0 +1,1 @@
+memmap-replay run qemu-16g --scale 0.0625 --strategy duyck --repeat 1 --verify --faults none --target /mnt/holds-data.bin --destroy-data -o /out/safety-file-random-destroy.run.json --json

@@ -1,0 +1,1 @@
+memmap-replay run qemu-16g --scale 0.0625 --strategy williams-async --threads 2 --repeat 2 --verify --faults uniform --touches 200 --target /mnt/memmap.bin -o /out/xfs-dax-williams-async.run.json --json
