@@ -4,12 +4,13 @@
 //! Both the collector's live reader and its importers build these events; the replay
 //! turns a trace's namespaces into a scenario (`Trace::to_scenario`).
 //!
-//! Format version 1 is the first cut: the collector issue will extend the event set
-//! (adding variants is compatible; readers skip kinds they do not know and say so).
+//! Format version 1. Adding event kinds is compatible: readers skip kinds they do not
+//! know and say so (docs/trace-format.md).
 
 use crate::layout::{format_size, MapLocation, NsMode};
 use crate::scenario::{FaultSpec, HostSpec, NamespaceEntry, Scenario};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -99,6 +100,164 @@ pub enum TraceEvent {
         source: String,
         reason: String,
     },
+    /// A source the collector used, with what it set up (e.g. "perf:fs_dax/dax_pmd_fault on 2 CPUs").
+    Source {
+        source: String,
+        detail: String,
+    },
+    /// Whether a kernel function can be traced on this kernel: `ftrace` (function_graph
+    /// filter accepts it), `kprobe` (in kallsyms and not blacklisted), and why not.
+    Traceable {
+        func: String,
+        ftrace: bool,
+        kprobe: bool,
+        reason: String,
+    },
+    /// Kernel config options that matter here (name without CONFIG_, value "y"/"m"/"n"/number).
+    KernelConfig {
+        options: BTreeMap<String, String>,
+    },
+    /// A NUMA node: its CPUs (kernel list syntax) and memory.
+    NumaNode {
+        node: u32,
+        cpulist: String,
+        mem_total_bytes: u64,
+    },
+    /// One /proc/iomem line (end inclusive, as the kernel prints it); depth = indentation level.
+    Iomem {
+        start: u64,
+        end: u64,
+        name: String,
+        depth: u32,
+    },
+    /// A memory block device (/sys/devices/system/memory/memoryN).
+    MemoryBlock {
+        index: u64,
+        phys_start: u64,
+        size_bytes: u64,
+        state: String,
+        node: Option<u32>,
+        #[serde(default)]
+        valid_zones: String,
+    },
+    /// A zone of a node (/proc/zoneinfo).
+    Zone {
+        node: u32,
+        zone: String,
+        start_pfn: u64,
+        spanned: u64,
+        present: u64,
+        managed: u64,
+    },
+    /// An nvdimm bus object (region, namespace, pfn/dax/btt device, dimm) with its attributes
+    /// as sysfs or ndctl/daxctl print them; namespaces with a pfn layout also get `Namespace`.
+    NdDevice {
+        dev: String,
+        devtype: String,
+        attrs: BTreeMap<String, String>,
+    },
+    /// A trace_marker line or a collector phase mark.
+    Mark {
+        t_ns: u64,
+        text: String,
+    },
+    /// Any other tracepoint sample (sched_switch, page_fault_user, workqueue_execute_start,
+    /// initcall_finish, ...) with its decoded fields.
+    Tracepoint {
+        t_ns: u64,
+        name: String,
+        task: String,
+        pid: u32,
+        cpu: u32,
+        fields: BTreeMap<String, serde_json::Value>,
+    },
+    /// A kprobe / kretprobe hit with its fetched arguments.
+    Kprobe {
+        t_ns: u64,
+        probe: String,
+        func: String,
+        ret: bool,
+        task: String,
+        pid: u32,
+        cpu: u32,
+        args: BTreeMap<String, String>,
+    },
+    /// Samples or events the kernel dropped (perf ring buffer overrun, tracefs overrun).
+    Lost {
+        source: String,
+        count: u64,
+    },
+    /// What an importer could not read, with file and line.
+    ImportWarning {
+        file: String,
+        line: usize,
+        reason: String,
+    },
+}
+
+impl TraceEvent {
+    /// The `kind` tag as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TraceEvent::Namespace { .. } => "namespace",
+            TraceEvent::FunctionSpan { .. } => "function-span",
+            TraceEvent::MemmapInit { .. } => "memmap-init",
+            TraceEvent::Initialised { .. } => "initialised",
+            TraceEvent::DaxFault { .. } => "dax-fault",
+            TraceEvent::Uevent { .. } => "uevent",
+            TraceEvent::KernelLog { .. } => "kernel-log",
+            TraceEvent::Unavailable { .. } => "unavailable",
+            TraceEvent::Source { .. } => "source",
+            TraceEvent::Traceable { .. } => "traceable",
+            TraceEvent::KernelConfig { .. } => "kernel-config",
+            TraceEvent::NumaNode { .. } => "numa-node",
+            TraceEvent::Iomem { .. } => "iomem",
+            TraceEvent::MemoryBlock { .. } => "memory-block",
+            TraceEvent::Zone { .. } => "zone",
+            TraceEvent::NdDevice { .. } => "nd-device",
+            TraceEvent::Mark { .. } => "mark",
+            TraceEvent::Tracepoint { .. } => "tracepoint",
+            TraceEvent::Kprobe { .. } => "kprobe",
+            TraceEvent::Lost { .. } => "lost",
+            TraceEvent::ImportWarning { .. } => "import-warning",
+        }
+    }
+
+    /// Time of the event, for events that have one.
+    pub fn t_ns(&self) -> Option<u64> {
+        match self {
+            TraceEvent::FunctionSpan { t_ns, .. }
+            | TraceEvent::MemmapInit { t_ns, .. }
+            | TraceEvent::Initialised { t_ns, .. }
+            | TraceEvent::DaxFault { t_ns, .. }
+            | TraceEvent::Uevent { t_ns, .. }
+            | TraceEvent::KernelLog { t_ns, .. }
+            | TraceEvent::Mark { t_ns, .. }
+            | TraceEvent::Tracepoint { t_ns, .. }
+            | TraceEvent::Kprobe { t_ns, .. } => Some(*t_ns),
+            _ => None,
+        }
+    }
+}
+
+impl TraceHeader {
+    /// A header for a trace written now by `source`.
+    pub fn new(source: &str) -> TraceHeader {
+        TraceHeader {
+            format: TRACE_FORMAT.into(),
+            version: TRACE_VERSION,
+            created_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            source: source.into(),
+            kernel_release: String::new(),
+            cmdline: String::new(),
+            numa_nodes: 0,
+            cpus: 0,
+            notes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -267,6 +426,56 @@ impl Trace {
             faults: FaultSpec::default(),
             kernel: Default::default(),
         })
+    }
+}
+
+/// Appends a trace: the header line, then one event per line. With `flush_each` every
+/// record reaches the file as it is written (a live collector killed at any moment leaves
+/// every record before the kill); importers write buffered.
+pub struct TraceWriter {
+    out: std::io::BufWriter<std::fs::File>,
+    flush_each: bool,
+    pub events_written: u64,
+}
+
+impl TraceWriter {
+    pub fn create(
+        path: &Path,
+        header: &TraceHeader,
+        flush_each: bool,
+    ) -> std::io::Result<TraceWriter> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = std::fs::File::create(path)?;
+        let mut w = TraceWriter {
+            out: std::io::BufWriter::with_capacity(1 << 16, f),
+            flush_each,
+            events_written: 0,
+        };
+        w.line(header)?;
+        w.flush()?;
+        Ok(w)
+    }
+
+    fn line<T: Serialize>(&mut self, v: &T) -> std::io::Result<()> {
+        use std::io::Write;
+        serde_json::to_writer(&mut self.out, v)?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn write(&mut self, e: &TraceEvent) -> std::io::Result<()> {
+        self.line(e)?;
+        self.events_written += 1;
+        if self.flush_each {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.flush()
     }
 }
 
