@@ -4,4 +4,10 @@
 
 pub mod correlate;
 pub mod import;
+pub mod info;
+pub mod kmsg;
+pub mod perf;
+pub mod record;
 pub mod snapshot;
+pub mod tracefs;
+pub mod uevent;
