@@ -217,7 +217,15 @@ pub fn open(
         let label = format!("perf:{}:{}", w.system, w.event);
         match Format::read(tracefs, &w.system, &w.event) {
             Ok(f) => formats.push((Arc::new(f), w)),
-            Err(e) => status.push((label, Err(format!("{e:#}")))),
+            Err(e) => {
+                let mut why = format!("{e:#}");
+                if why.contains("Permission denied") {
+                    why.push_str(
+                        " (tracefs event formats are root-only: run as root, or mount tracefs with gid=<tracing group> and give CAP_PERFMON)",
+                    );
+                }
+                status.push((label, Err(why)))
+            }
         }
     }
     if formats.is_empty() {

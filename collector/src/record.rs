@@ -172,9 +172,14 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
             mounted: *mounted,
             ..Default::default()
         };
-        st.save().context("save collector state")?;
         cleanup.state = Some(st);
         let st = cleanup.state.as_mut().unwrap();
+        if let Err(e) = st.save() {
+            setup_events.push(unavailable(
+                "tracefs",
+                format!("cannot save the collector's state, so changes nothing: {e:#}"),
+            ));
+        }
         let trace_ab = tracefs::traceability(t);
         for (func, ftrace, kprobe, reason) in &trace_ab.rows {
             setup_events.push(TraceEvent::Traceable {
@@ -504,6 +509,23 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
             text: "memmap-collect: recording stopped".into(),
         },
     )?;
+    // The collector's own cost (RUSAGE_SELF: the command's usage is not in it).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid rusage pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let cpu_s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    write(
+        &mut w,
+        &TraceEvent::Source {
+            source: "collector-resources".into(),
+            detail: format!(
+                "peak_rss_kib={} user_s={:.3} sys_s={:.3}",
+                ru.ru_maxrss,
+                cpu_s(ru.ru_utime),
+                cpu_s(ru.ru_stime)
+            ),
+        },
+    )?;
     // The layout after the command (namespaces it created, blocks it onlined).
     let after = snapshot::take(Path::new("/"));
     for e in after
@@ -669,7 +691,8 @@ fn setup_function_graph(
     buffer_kb: u32,
 ) -> Result<(String, Option<PathBuf>)> {
     let t = st.tracefs.clone();
-    let tracers = tracefs::read(&t.join("available_tracers")).unwrap_or_default();
+    let tracers = tracefs::read(&t.join("available_tracers"))
+        .map_err(|e| anyhow::anyhow!("{e:#} (needs root)"))?;
     if !tracers.split_whitespace().any(|x| x == "function_graph") {
         anyhow::bail!(
             "function_graph tracer not in this kernel (CONFIG_FUNCTION_GRAPH_TRACER off); available tracers: {}",

@@ -189,13 +189,31 @@ pub struct State {
     pub dyndbg: Vec<String>,
 }
 
+/// Where state files live: /run/memmap-collect for root, a per-user directory otherwise
+/// (an unprivileged collector changes no kernel state, but still checks for leftovers).
 pub fn state_dir() -> PathBuf {
-    for d in ["/run/memmap-collect", "/tmp/memmap-collect"] {
-        if fs::create_dir_all(d).is_ok() {
-            return PathBuf::from(d);
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let dirs = if uid == 0 {
+        vec![
+            PathBuf::from("/run/memmap-collect"),
+            PathBuf::from("/tmp/memmap-collect"),
+        ]
+    } else {
+        vec![std::env::temp_dir().join(format!("memmap-collect-{uid}"))]
+    };
+    for d in dirs {
+        if fs::create_dir_all(&d).is_ok() && writable(&d) {
+            return d;
         }
     }
     std::env::temp_dir()
+}
+
+fn writable(d: &Path) -> bool {
+    let c = std::ffi::CString::new(d.as_os_str().to_string_lossy().as_bytes()).expect("no NUL");
+    // SAFETY: access(2) on a valid path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 impl State {
