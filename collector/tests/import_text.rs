@@ -66,7 +66,10 @@ fn faults(ev: &[TraceEvent]) -> Vec<(bool, Option<u64>, u64, String)> {
         .collect()
 }
 
-fn inits(ev: &[TraceEvent]) -> Vec<(&str, u64, Option<u64>, u64, u64, &str, u32)> {
+/// (func, t_ns, dur_ns, start_pfn, nr_pages, task, pid)
+type Init<'a> = (&'a str, u64, Option<u64>, u64, u64, &'a str, u32);
+
+fn inits(ev: &[TraceEvent]) -> Vec<Init<'_>> {
     ev.iter()
         .filter_map(|e| match e {
             TraceEvent::MemmapInit {
