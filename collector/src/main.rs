@@ -280,27 +280,20 @@ fn run(cli: Cli) -> Result<u8> {
             files,
             output,
         } => {
-            let (header, events) = import::import_files(format, &files)?;
-            let warnings: Vec<&TraceEvent> = events
-                .iter()
-                .filter(|e| matches!(e, TraceEvent::ImportWarning { .. }))
-                .collect();
-            for w in warnings.iter().take(20) {
-                if let TraceEvent::ImportWarning { file, line, reason } = w {
-                    eprintln!("{file}:{line}: {reason}");
-                }
+            let st = import::import_to(format, &files, &output)?;
+            for (file, line, reason) in &st.warnings {
+                eprintln!("{file}:{line}: {reason}");
             }
-            if warnings.len() > 20 {
+            if st.warning_count > st.warnings.len() as u64 {
                 eprintln!(
                     "... {} more unreadable lines (import-warning events in the trace)",
-                    warnings.len() - 20
+                    st.warning_count - st.warnings.len() as u64
                 );
             }
-            let n = write_trace(&output, &header, &events)?;
             eprintln!(
                 "imported {} events ({} unreadable lines) into {}",
-                n - warnings.len() as u64,
-                warnings.len(),
+                st.events - st.warning_count,
+                st.warning_count,
                 output.display()
             );
             Ok(0)
@@ -345,14 +338,23 @@ pub fn boot_cmdline() -> String {
         .copied()
         .filter(|f| !f.starts_with("__") || *f == "__add_pages")
         .collect();
-    let (f, a) = tracefs::KPROBES[0];
+    // kprobe_event=: definitions separated by ';', fields by ','; enabled at once.
+    let probes: Vec<String> = tracefs::KPROBES
+        .iter()
+        .take(3)
+        .flat_map(|(f, a)| {
+            [
+                format!("p:memmap_collect_boot/{f},{f},{}", a.replace(' ', ",")),
+                format!("r:memmap_collect_boot/{f}_ret,{f}"),
+            ]
+        })
+        .collect();
     format!(
         "trace_buf_size=64M trace_clock=mono ftrace=function_graph ftrace_graph_filter={} \
 trace_options=funcgraph-proc,funcgraph-abstime,funcgraph-tail \
-kprobe_event=p:memmap_collect_boot/{f},{f},{} trace_event=memmap_collect_boot:*,initcall:* \
-dyndbg=\"func {f} +p\"",
+kprobe_event={} trace_event=initcall:* dyndbg=\"func memmap_init_zone_device +p\"",
         funcs.join(","),
-        a.replace(' ', ",")
+        probes.join(";")
     )
 }
 

@@ -477,6 +477,26 @@ impl TraceWriter {
         use std::io::Write;
         self.out.flush()
     }
+
+    /// Append `n_events` events serialized elsewhere (one JSON object per line, each
+    /// line ending in '\n'), e.g. by parallel serializer threads.
+    pub fn write_serialized(&mut self, lines: &[u8], n_events: u64) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.write_all(lines)?;
+        self.events_written += n_events;
+        if self.flush_each {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Serialize events as trace lines (what [`TraceWriter::write`] writes).
+pub fn serialize_events(events: &[TraceEvent], buf: &mut Vec<u8>) {
+    for e in events {
+        serde_json::to_writer(&mut *buf, e).expect("trace events serialize");
+        buf.push(b'\n');
+    }
 }
 
 #[cfg(test)]

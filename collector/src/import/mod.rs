@@ -10,7 +10,7 @@ pub mod ndctl;
 pub mod perf_script;
 
 use anyhow::{Context, Result};
-use memmap_model::trace::{TraceEvent, TraceHeader};
+use memmap_model::trace::{TraceEvent, TraceHeader, TraceWriter};
 use std::path::Path;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -50,8 +50,190 @@ impl Format {
     }
 }
 
-/// Read and parse files; a file that cannot be read at all is an error naming it.
-/// Non-UTF-8 bytes are replaced (real logs contain them), not refused.
+const CHUNK: usize = 4 << 20;
+
+/// What an import wrote.
+pub struct ImportStats {
+    pub events: u64,
+    /// The first unreadable lines (file, line, reason) and how many there were.
+    pub warnings: Vec<(String, usize, String)>,
+    pub warning_count: u64,
+}
+
+/// Import `files` into the trace `out`. ftrace text is streamed: read line by line,
+/// parsed on this thread and serialized on a writer thread (parse and JSON writing
+/// cost about the same, and the events of a 100 MB trace need not sit in memory).
+/// A file that cannot be read at all is an error naming it; non-UTF-8 bytes are
+/// replaced (real logs contain them), not refused.
+pub fn import_to(format: Format, files: &[impl AsRef<Path>], out: &Path) -> Result<ImportStats> {
+    import_chunked(format, files, out, CHUNK)
+}
+
+fn import_chunked(
+    format: Format,
+    files: &[impl AsRef<Path>],
+    out: &Path,
+    chunk: usize,
+) -> Result<ImportStats> {
+    let mut header = TraceHeader::new(&format!("import:{}", format.name()));
+    for f in files {
+        header
+            .notes
+            .push(format!("imported from {}", f.as_ref().display()));
+    }
+    let mut w = TraceWriter::create(out, &header, false)
+        .with_context(|| format!("create {}", out.display()))?;
+    // parse (this thread) -> serializer threads -> writer thread, batches numbered so
+    // the writer restores their order.
+    type Batch = (u64, Vec<TraceEvent>);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let (done_tx, done_rx) =
+        std::sync::mpsc::sync_channel::<(u64, Vec<u8>, u64, Vec<TraceEvent>)>(8);
+    let workers: Vec<_> = (0..std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4))
+        .map(|_| {
+            let rx = rx.clone();
+            let done_tx = done_tx.clone();
+            std::thread::spawn(move || loop {
+                let next = rx.lock().map(|r| r.recv());
+                let Ok(Ok((seq, batch))) = next else { return };
+                let mut bytes = Vec::with_capacity(batch.len() * 140);
+                memmap_model::trace::serialize_events(&batch, &mut bytes);
+                let warnings: Vec<TraceEvent> = batch
+                    .into_iter()
+                    .filter(|e| matches!(e, TraceEvent::ImportWarning { .. }))
+                    .collect();
+                let n = (bytes.iter().filter(|&&b| b == b'\n').count()) as u64;
+                if done_tx.send((seq, bytes, n, warnings)).is_err() {
+                    return;
+                }
+            })
+        })
+        .collect();
+    drop(done_tx);
+    let out_name = out.display().to_string();
+    let writer = std::thread::spawn(move || -> Result<ImportStats> {
+        let mut st = ImportStats {
+            events: 0,
+            warnings: Vec::new(),
+            warning_count: 0,
+        };
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        for item in done_rx {
+            pending.insert(item.0, item);
+            while let Some((_, bytes, n, warnings)) = pending.remove(&next) {
+                for e in warnings {
+                    if let TraceEvent::ImportWarning { file, line, reason } = e {
+                        st.warning_count += 1;
+                        if st.warnings.len() < 20 {
+                            st.warnings.push((file, line, reason));
+                        }
+                    }
+                }
+                w.write_serialized(&bytes, n)
+                    .with_context(|| format!("write {out_name}"))?;
+                next += 1;
+            }
+        }
+        w.flush().with_context(|| format!("write {out_name}"))?;
+        st.events = w.events_written;
+        Ok(st)
+    });
+    let mut seq = 0u64;
+    let mut send = |batch: Vec<TraceEvent>| -> bool {
+        seq += 1;
+        tx.send((seq - 1, batch)).is_ok()
+    };
+    let mut failed = None;
+    'files: for f in files {
+        let f = f.as_ref();
+        let name = f.display().to_string();
+        let fh = match std::fs::File::open(f) {
+            Ok(h) => h,
+            Err(e) => {
+                failed = Some(anyhow::anyhow!("{name}: cannot read: {e}"));
+                break;
+            }
+        };
+        if format == Format::Ftrace {
+            // 4 MiB chunks cut at the last newline: one UTF-8 check per chunk, lines
+            // split in place.
+            let mut r = fh;
+            let mut p = ftrace::FtraceParser::new(&name);
+            let mut buf: Vec<u8> = Vec::with_capacity(chunk + 4096);
+            let mut batch = Vec::with_capacity(8192);
+            let mut lineno = 0;
+            let mut eof = false;
+            while !eof {
+                let have = buf.len();
+                buf.resize(have + chunk, 0);
+                let n = match std::io::Read::read(&mut r, &mut buf[have..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                    Err(e) => {
+                        failed = Some(anyhow::anyhow!("{name}:{}: cannot read: {e}", lineno + 1));
+                        break 'files;
+                    }
+                };
+                buf.truncate(have + n);
+                eof = n == 0;
+                let cut = if eof {
+                    buf.len()
+                } else {
+                    match buf.iter().rposition(|&b| b == b'\n') {
+                        Some(i) => i + 1,
+                        None => continue, // a line longer than the chunk: read more
+                    }
+                };
+                {
+                    let text = String::from_utf8_lossy(&buf[..cut]);
+                    let body = text.strip_suffix('\n').unwrap_or(&text);
+                    if !body.is_empty() || cut > 0 {
+                        for line in body.split('\n') {
+                            lineno += 1;
+                            p.line(lineno, line.strip_suffix('\r').unwrap_or(line), &mut batch);
+                            if batch.len() >= 8192
+                                && !send(std::mem::replace(&mut batch, Vec::with_capacity(8192)))
+                            {
+                                break 'files;
+                            }
+                        }
+                    }
+                }
+                buf.drain(..cut);
+            }
+            p.finish(&mut batch);
+            if !send(batch) {
+                break;
+            }
+        } else {
+            let mut bytes = Vec::new();
+            if let Err(e) = std::io::Read::read_to_end(&mut { fh }, &mut bytes) {
+                failed = Some(anyhow::anyhow!("{name}: cannot read: {e}"));
+                break;
+            }
+            if !send(format.parse(&name, &String::from_utf8_lossy(&bytes))) {
+                break;
+            }
+        }
+    }
+    drop(tx);
+    for wk in workers {
+        let _ = wk.join();
+    }
+    let st = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(st),
+    }
+}
+
+/// Read and parse files into memory (tests, small inputs); see [`import_to`].
 pub fn import_files(
     format: Format,
     files: &[impl AsRef<Path>],
@@ -67,4 +249,46 @@ pub fn import_files(
         events.extend(format.parse(&name, &text));
     }
     Ok((header, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memmap_model::trace::Trace;
+
+    #[test]
+    fn streamed_import_equals_in_memory_import_at_any_chunk_size() {
+        let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/");
+        let files: Vec<String> = std::fs::read_dir(corpus)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().display().to_string())
+            .filter(|p| p.contains("/ftrace-") && p.ends_with(".txt"))
+            .collect();
+        assert!(files.len() >= 3, "{files:?}");
+        let (_, want) = import_files(Format::Ftrace, &files).unwrap();
+        let dir = std::env::temp_dir().join(format!("mc-import-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Tiny chunks cut lines everywhere, including inside multi-byte characters.
+        for chunk in [7, 100, 4096, CHUNK] {
+            let out = dir.join(format!("c{chunk}.jsonl"));
+            let st = import_chunked(Format::Ftrace, &files, &out, chunk).unwrap();
+            let got = Trace::read(&out).unwrap();
+            assert_eq!(got.events, want, "chunk {chunk}");
+            assert_eq!(st.events, want.len() as u64);
+        }
+        let e = import_to(
+            Format::Dmesg,
+            &[dir.join("missing.txt")],
+            &dir.join("m.jsonl"),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("missing.txt") && e.contains("cannot read"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
