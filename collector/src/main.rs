@@ -350,7 +350,7 @@ pub fn boot_cmdline() -> String {
         })
         .collect();
     format!(
-        "trace_buf_size=64M trace_clock=mono ftrace=function_graph ftrace_graph_filter={} \
+        "trace_buf_size=64M trace_clock=mono ftrace=function_graph ftrace_filter={} \
 trace_options=funcgraph-proc,funcgraph-abstime,funcgraph-tail \
 kprobe_event={} trace_event=initcall:* dyndbg=\"func memmap_init_zone_device +p\"",
         funcs.join(","),

@@ -110,7 +110,14 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
     }
     let any_signal = || signalled.iter().any(|s| s.load(Ordering::Relaxed));
 
+    let setup_t0 = Instant::now();
+    let mut setup_times: Vec<(&str, f64)> = Vec::new();
+    let lap = |what: &'static str, times: &mut Vec<(&str, f64)>| {
+        let prev: f64 = times.iter().map(|t| t.1).sum();
+        times.push((what, setup_t0.elapsed().as_secs_f64() - prev));
+    };
     let snap = snapshot::take(Path::new("/"));
+    lap("snapshot", &mut setup_times);
     let mut header = snap.header.clone();
     header.source = "live".into();
     header.notes.extend(opts.notes.iter().cloned());
@@ -181,6 +188,7 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
             ));
         }
         let trace_ab = tracefs::traceability(t);
+        lap("traceability", &mut setup_times);
         for (func, ftrace, kprobe, reason) in &trace_ab.rows {
             setup_events.push(TraceEvent::Traceable {
                 func: func.clone(),
@@ -213,7 +221,17 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
             .map(|r| r.0.as_str())
             .collect();
         if opts.ftrace {
-            match setup_function_graph(st, instance_dir.as_deref(), &graph_funcs, opts.buffer_kb) {
+            let idx: Vec<usize> = graph_funcs
+                .iter()
+                .filter_map(|f| trace_ab.filter_index.get(*f).copied())
+                .collect();
+            match setup_function_graph(
+                st,
+                instance_dir.as_deref(),
+                &graph_funcs,
+                &idx,
+                opts.buffer_kb,
+            ) {
                 Ok((where_, pipe)) => {
                     setup_events.push(TraceEvent::Source {
                         source: "function_graph".into(),
@@ -230,6 +248,7 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
                 Err(e) => setup_events.push(unavailable("function_graph", format!("{e:#}"))),
             }
         }
+        lap("instance+function_graph", &mut setup_times);
         if opts.kprobes {
             if let Some(dir) = &instance_dir {
                 for (func, args) in tracefs::KPROBES {
@@ -259,6 +278,7 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
                 }
             }
         }
+        lap("kprobes", &mut setup_times);
         match tracefs::enable_dyndbg(st, "memmap_init_zone_device") {
             Ok(true) => setup_events.push(TraceEvent::Source {
                 source: "dyndbg".into(),
@@ -385,6 +405,15 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
         }
     }
     drop(tx);
+    lap("perf+uevent+kmsg", &mut setup_times);
+    setup_events.push(TraceEvent::Source {
+        source: "collector-setup".into(),
+        detail: setup_times
+            .iter()
+            .map(|(w, s)| format!("{w}={s:.3}s"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    });
     for e in &setup_events {
         write(&mut w, e)?;
     }
@@ -688,6 +717,7 @@ fn setup_function_graph(
     st: &mut State,
     instance: Option<&Path>,
     funcs: &[&str],
+    index: &[usize],
     buffer_kb: u32,
 ) -> Result<(String, Option<PathBuf>)> {
     let t = st.tracefs.clone();
@@ -702,7 +732,6 @@ fn setup_function_graph(
     if funcs.is_empty() {
         anyhow::bail!("none of the hotplug/memmap functions is ftrace-able on this kernel");
     }
-    let filter = funcs.join(" ") + "\n";
     let opts = [
         "funcgraph-proc",
         "funcgraph-abstime",
@@ -713,7 +742,7 @@ fn setup_function_graph(
     if let Some(dir) = instance {
         let itr = tracefs::read(&dir.join("available_tracers")).unwrap_or_default();
         if itr.split_whitespace().any(|x| x == "function_graph") {
-            tracefs::write(&dir.join("set_ftrace_filter"), &filter)?;
+            set_filter(&dir.join("set_ftrace_filter"), funcs, index)?;
             tracefs::write(&dir.join("current_tracer"), "function_graph")?;
             for o in opts {
                 let _ = tracefs::write(&dir.join("options").join(o), "1");
@@ -731,7 +760,8 @@ fn setup_function_graph(
     tracefs::set_top_level(st, "tracing_on", "0")?;
     tracefs::set_top_level(st, "trace_clock", "mono")?;
     tracefs::set_top_level(st, "buffer_size_kb", &buffer_kb.to_string())?;
-    tracefs::set_top_level(st, "set_ftrace_filter", &filter)?;
+    tracefs::set_top_level(st, "set_ftrace_filter", "\n")?;
+    set_filter(&t.join("set_ftrace_filter"), funcs, index)?;
     tracefs::set_top_level(st, "current_tracer", "function_graph")?;
     for o in opts {
         let f = format!("options/{o}");
@@ -744,6 +774,28 @@ fn setup_function_graph(
         "top-level buffer (function_graph not allowed in instances before Linux 6.9; restored on exit)".into(),
         Some(t.join("trace_pipe")),
     ))
+}
+
+/// Set the function filter by index (fast), checking the kernel took exactly those
+/// functions; by name otherwise.
+fn set_filter(file: &Path, funcs: &[&str], index: &[usize]) -> Result<()> {
+    if index.len() == funcs.len() {
+        let ix: Vec<String> = index.iter().map(|i| i.to_string()).collect();
+        if tracefs::write(file, &(ix.join(" ") + "\n")).is_ok() {
+            let got = tracefs::read(file).unwrap_or_default();
+            let mut got: Vec<&str> = got
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            let mut want = funcs.to_vec();
+            got.sort_unstable();
+            want.sort_unstable();
+            if got == want {
+                return Ok(());
+            }
+        }
+    }
+    tracefs::write(file, &(funcs.join(" ") + "\n"))
 }
 
 fn instance_overrun(dir: &Path) -> u64 {
