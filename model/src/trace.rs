@@ -8,7 +8,7 @@
 //! know and say so (docs/trace-format.md).
 
 use crate::layout::{format_size, MapLocation, NsMode};
-use crate::scenario::{FaultSpec, HostSpec, NamespaceEntry, Scenario};
+use crate::scenario::{FaultSpec, HostSpec, HotplugEntry, NamespaceEntry, Scenario};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -360,8 +360,69 @@ impl Trace {
         })
     }
 
-    /// A scenario with the trace's namespaces, so `memmap-replay run` replays the recorded layout.
+    /// Memory hot-plugged while the trace was recorded: memory blocks that appear after
+    /// the collector's "recording stopped" mark (its closing snapshot) and were not in the
+    /// opening snapshot, merged into contiguous ranges. (start, size, node)
+    pub fn hotplugged_ranges(&self) -> Vec<(u64, u64, u32)> {
+        let stop = self.events.iter().position(
+            |e| matches!(e, TraceEvent::Mark { text, .. } if text == "memmap-collect: recording stopped"),
+        );
+        let Some(stop) = stop else { return Vec::new() };
+        let before: std::collections::HashSet<u64> = self.events[..stop]
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::MemoryBlock { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect();
+        let mut added: Vec<(u64, u64, u32)> = self.events[stop..]
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::MemoryBlock {
+                    index,
+                    phys_start,
+                    size_bytes,
+                    node,
+                    ..
+                } if !before.contains(index) => Some((*phys_start, *size_bytes, node.unwrap_or(0))),
+                _ => None,
+            })
+            .collect();
+        added.sort_unstable();
+        added.dedup();
+        let mut ranges: Vec<(u64, u64, u32)> = Vec::new();
+        for (start, size, node) in added {
+            match ranges.last_mut() {
+                Some(r) if r.0 + r.1 == start && r.2 == node => r.1 += size,
+                _ => ranges.push((start, size, node)),
+            }
+        }
+        ranges
+    }
+
+    /// Whether the recorded kernel used memmap_on_memory for hot-added memory.
+    fn memmap_on_memory(&self) -> bool {
+        self.header
+            .cmdline
+            .contains("memory_hotplug.memmap_on_memory=1")
+            || self
+                .header
+                .cmdline
+                .contains("memory_hotplug.memmap_on_memory=y")
+            || self.events.iter().any(|e| match e {
+                TraceEvent::MemmapInit { func, .. } => func == "mhp_init_memmap_on_memory",
+                TraceEvent::Source { source, detail } => {
+                    source == "memory-hotplug" && detail.contains("memmap_on_memory=Y")
+                }
+                _ => false,
+            })
+    }
+
+    /// A scenario with the trace's namespaces and hot-plugged memory, so
+    /// `memmap-replay run` replays the recorded layout. Namespaces are taken once each
+    /// (a recording writes a namespace again only when it changed).
     pub fn to_scenario(&self, name: &str) -> Option<Scenario> {
+        let mut seen = std::collections::HashSet::new();
         let namespaces: Vec<NamespaceEntry> = self
             .events
             .iter()
@@ -385,13 +446,26 @@ impl Trace {
                 }),
                 _ => None,
             })
+            .filter(|n| seen.insert((n.name.clone(), n.start.clone())))
             .collect();
-        if namespaces.is_empty() {
+        let hotplugs: Vec<HotplugEntry> = self
+            .hotplugged_ranges()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (start, size, node))| HotplugEntry {
+                name: format!("hotplug{i}"),
+                start: format!("{start:#x}"),
+                size: format!("{size}"),
+                node,
+            })
+            .collect();
+        if namespaces.is_empty() && hotplugs.is_empty() {
             return None;
         }
         let nodes = namespaces
             .iter()
             .map(|n| n.node + 1)
+            .chain(hotplugs.iter().map(|h| h.node + 1))
             .max()
             .unwrap_or(1)
             .max(self.header.numa_nodes.max(1));
@@ -402,12 +476,16 @@ impl Trace {
                 TraceEvent::Namespace { size_bytes, .. } => Some(*size_bytes),
                 _ => None,
             })
-            .sum();
+            .sum::<u64>()
+            + self.hotplugged_ranges().iter().map(|r| r.1).sum::<u64>();
+        let mut kernel = crate::layout::LayoutParams::default();
+        kernel.memmap_on_memory = self.memmap_on_memory();
         Some(Scenario {
             name: name.into(),
             description: format!(
-                "recorded layout: {} namespace(s), {}",
+                "recorded layout: {} namespace(s), {} hot-plugged range(s), {}",
                 namespaces.len(),
+                hotplugs.len(),
                 format_size(total)
             ),
             source: format!(
@@ -422,9 +500,9 @@ impl Trace {
                 region_start: "0x100000000".into(),
             },
             namespaces,
-            hotplugs: Vec::new(),
+            hotplugs,
             faults: FaultSpec::default(),
-            kernel: Default::default(),
+            kernel,
         })
     }
 }
@@ -541,6 +619,34 @@ mod tests {
             (l[0].range_start_pfn, l[0].range_pages),
             (*start_pfn, *nr_pages)
         );
+    }
+
+    #[test]
+    fn a_recorded_hotplug_becomes_a_scenario_that_lays_out_like_the_kernel() {
+        // Real trace: testbed hotplug of one 128 MiB block with memmap_on_memory=1.
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces/real/testbed/hotplug-mom.jsonl");
+        let t = Trace::read(&p).unwrap();
+        assert_eq!(t.hotplugged_ranges(), vec![(0x5_0000_0000, 128 << 20, 0)]);
+        let s = t.to_scenario("recorded").unwrap();
+        assert!(s.kernel.memmap_on_memory);
+        let l = s.layouts("recorded", 1.0).unwrap();
+        assert_eq!(l.len(), 1);
+        // What the kernel's kprobes saw: online_pages over the block minus its memmap.
+        let online: Vec<(u64, u64)> = t
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::MemmapInit {
+                    func,
+                    start_pfn,
+                    nr_pages,
+                    ..
+                } if func == "online_pages" => Some((*start_pfn, *nr_pages)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(online, vec![(l[0].data_start_pfn, l[0].data_pages)]);
     }
 
     #[test]
