@@ -478,8 +478,10 @@ impl Trace {
             })
             .sum::<u64>()
             + self.hotplugged_ranges().iter().map(|r| r.1).sum::<u64>();
-        let mut kernel = crate::layout::LayoutParams::default();
-        kernel.memmap_on_memory = self.memmap_on_memory();
+        let kernel = crate::layout::LayoutParams {
+            memmap_on_memory: self.memmap_on_memory(),
+            ..Default::default()
+        };
         Some(Scenario {
             name: name.into(),
             description: format!(
