@@ -710,3 +710,23 @@ fn correlator_api_for_the_live_recorder() {
     assert!(matches!(&out[2], TraceEvent::Tracepoint { name, .. } if name == "sched:sched_switch"));
     assert_eq!(out.len(), 3);
 }
+
+#[test]
+fn testbed_boot_dmesg_gives_the_namespace_init_at_boot() {
+    // Third testbed boot: the devdax map=dev namespace of the first boot comes up while
+    // the modules load; its pr_debug was switched on by `dyndbg=` on the command line.
+    let ev = dmesg::import(
+        "dmesg-testbed-boot3-devdax-at-boot.txt",
+        &corpus("dmesg-testbed-boot3-devdax-at-boot.txt"),
+    );
+    let inits: Vec<(u64, u64)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Initialised { pages, ms, .. } => Some((*pages, *ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inits.len(), 1, "{inits:?}");
+    assert_eq!(inits[0].0, 4124672);
+    assert!(warnings(&ev).is_empty(), "{:?}", warnings(&ev));
+}
