@@ -1188,6 +1188,36 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_while_recording_still_undoes_the_setup() {
+        // A fake tracefs with our instance and a changed top-level tracer, owned by the
+        // guard the recorder holds; a panic unwinds through it.
+        let tmp = std::env::temp_dir().join(format!("mc-panic-{}", std::process::id()));
+        let t = tmp.join("tracing");
+        let inst = t.join("instances").join(tracefs::instance_name(std::process::id()));
+        std::fs::create_dir_all(&inst).unwrap();
+        std::fs::write(t.join("current_tracer"), "function_graph\n").unwrap();
+        let st = State {
+            pid: std::process::id(),
+            tracefs: t.clone(),
+            instance: Some(tracefs::instance_name(std::process::id())),
+            top_level: vec![("current_tracer".into(), "nop".into())],
+            ..Default::default()
+        };
+        st.save().unwrap();
+        let r = std::panic::catch_unwind(move || {
+            let _cleanup = Cleanup { state: Some(st) };
+            panic!("something broke mid-recording");
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_to_string(t.join("current_tracer")).unwrap(), "nop");
+        assert!(!inst.exists());
+        assert!(!tracefs::state_dir()
+            .join(format!("{}.json", std::process::id()))
+            .exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
     fn the_command_tree_is_involved() {
         let me = std::process::id();
         let mut f = InvolvedFilter::new(Some(ppid(me).unwrap()));
