@@ -449,7 +449,6 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
     let mut interrupted = false;
     let mut child_done_at: Option<Instant> = None;
     let mut stopping = false;
-    let mut final_words = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Msg::Events(evs)) => {
@@ -460,14 +459,17 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
                 // killed collector leaves whole lines up to its last batch.
                 w.flush()?;
             }
-            Ok(Msg::Done(src, evs)) => {
-                final_words.push(src);
+            Ok(Msg::Done(_source, evs)) => {
                 for e in filter.admit(evs) {
                     write(&mut w, &e)?;
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            // Every source finished (after the stop), or none was running at all.
+            Err(mpsc::RecvTimeoutError::Disconnected) if stopping => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
         }
         if stopping {
             continue;
@@ -566,7 +568,6 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
     }
     w.flush()?;
     drop(cleanup);
-    let _ = final_words;
     Ok(Outcome {
         exit_code,
         events: w.events_written,
