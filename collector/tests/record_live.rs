@@ -249,3 +249,42 @@ fn unprivileged_run_says_what_is_missing() {
         .any(|e| matches!(e, TraceEvent::MemoryBlock { .. })));
     assert!(!tr.header.kernel_release.is_empty());
 }
+
+#[test]
+fn a_recording_without_sources_waits_for_its_command() {
+    use std::os::unix::process::CommandExt;
+    let _g = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("mc-nosrc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    unsafe {
+        libc::chmod(
+            std::ffi::CString::new(dir.to_str().unwrap())
+                .unwrap()
+                .as_ptr(),
+            0o777,
+        )
+    };
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "record",
+        "-q",
+        "--no-perf",
+        "--no-uevents",
+        "--no-kmsg",
+        "-o",
+    ])
+    .arg(dir.join("n.jsonl"))
+    .args(["--", "sh", "-c", "sleep 0.5; exit 3"]);
+    if is_root() {
+        // Unprivileged: no tracefs instance either, so no source thread at all.
+        cmd.uid(65534).gid(65534);
+    }
+    let t = Instant::now();
+    let st = cmd.status().unwrap();
+    assert_eq!(st.code(), Some(3));
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+}
