@@ -1194,7 +1194,9 @@ mod tests {
         // guard the recorder holds; a panic unwinds through it.
         let tmp = std::env::temp_dir().join(format!("mc-panic-{}", std::process::id()));
         let t = tmp.join("tracing");
-        let inst = t.join("instances").join(tracefs::instance_name(std::process::id()));
+        let inst = t
+            .join("instances")
+            .join(tracefs::instance_name(std::process::id()));
         std::fs::create_dir_all(&inst).unwrap();
         std::fs::write(t.join("current_tracer"), "function_graph\n").unwrap();
         let st = State {
@@ -1210,7 +1212,10 @@ mod tests {
             panic!("something broke mid-recording");
         });
         assert!(r.is_err());
-        assert_eq!(std::fs::read_to_string(t.join("current_tracer")).unwrap(), "nop");
+        assert_eq!(
+            std::fs::read_to_string(t.join("current_tracer")).unwrap(),
+            "nop"
+        );
         assert!(!inst.exists());
         assert!(!tracefs::state_dir()
             .join(format!("{}.json", std::process::id()))
