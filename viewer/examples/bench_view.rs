@@ -1,0 +1,88 @@
+//! Viewer benchmark: open a trace, then render the Timeline headless while panning
+//! and zooming. `cargo run --release -p memmap-viewer --example bench_view -- TRACE [FRAMES]`
+//! Prints open time, per-frame time (egui pass + tessellation; no GPU) median/p99/max,
+//! and peak RSS (VmHWM).
+
+use memmap_viewer::{View, ViewerApp};
+use std::time::Instant;
+
+fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "/tmp/big.trace.jsonl".into());
+    let frames: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300);
+    let mut app = ViewerApp::default();
+    app.follow = false;
+    let t = Instant::now();
+    app.open_sync(std::path::Path::new(&path));
+    let open_s = t.elapsed().as_secs_f64();
+    if let Some(e) = app.errors.first() {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
+    let (spans, instants, heap) = match &app.files[0].doc {
+        memmap_viewer::data::Doc::Trace(t) => (
+            t.timeline.n_spans,
+            t.timeline.n_instants,
+            t.timeline.heap_bytes(),
+        ),
+        memmap_viewer::data::Doc::Run(_) => (0, 0, 0),
+    };
+    app.view = View::Timeline;
+    let ctx = egui::Context::default();
+    let input = || egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(
+            egui::Pos2::ZERO,
+            egui::vec2(1920.0, 1080.0),
+        )),
+        ..Default::default()
+    };
+    // Warm-up (fonts, first layout).
+    for _ in 0..3 {
+        let out = ctx.run_ui(input(), |ui| app.ui(ui));
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+    }
+    let mut times = Vec::with_capacity(frames);
+    for f in 0..frames {
+        // Zoom in for 60 frames, pan for 60, zoom out for 60, then fit, repeating.
+        match (f / 60) % 4 {
+            0 => app.timeline.zoom(0.9, 0.4),
+            1 => app.timeline.pan(0.02),
+            2 => app.timeline.zoom(1.0 / 0.9, 0.6),
+            _ => app.timeline.pan(-0.02),
+        }
+        let t = Instant::now();
+        let out = ctx.run_ui(input(), |ui| app.ui(ui));
+        let prims = ctx.tessellate(out.shapes, out.pixels_per_point);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(prims);
+    }
+    times.sort_by(f64::total_cmp);
+    let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "open {:.3} s ({} spans, {} instants, LOD data {:.0} MB); frames {}: median {:.2} ms, p99 {:.2} ms, max {:.2} ms; peak RSS {:.0} MB",
+        open_s,
+        spans,
+        instants,
+        heap as f64 / 1e6,
+        times.len(),
+        q(0.5),
+        q(0.99),
+        times[times.len() - 1],
+        vm_hwm_mb()
+    );
+}

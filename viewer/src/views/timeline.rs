@@ -1,0 +1,687 @@
+//! Timeline: one lane per thread (or task/CPU), spans and instants drawn with the
+//! painter from the level-of-detail rows: each pixel column of a row is summarised
+//! from prefix sums and max pyramids, so a frame costs O(lanes × width × log n)
+//! whatever the number of items.
+//!
+//! Mouse: drag pans (horizontally and through lanes), wheel zooms around the
+//! pointer, shift+wheel pans, shift+drag (or right-drag) selects a range. Keys:
+//! Home/F fit, +/- zoom, ←/→ pan, Esc clears the selection.
+
+use crate::data::{fmt_ns, Timeline};
+use crate::lod::{InstantRow, SpanRow};
+use egui::{Color32, Mesh, Pos2, Rect, Sense, Stroke, Ui, Vec2};
+
+pub const LANE_NAME_W: f32 = 170.0;
+pub const ROW_H: f32 = 12.0;
+pub const INSTANT_H: f32 = 10.0;
+pub const AXIS_H: f32 = 20.0;
+
+/// What the user is looking at; times are ns relative to the timeline's t_min.
+#[derive(Clone, Debug, Default)]
+pub struct TimelineState {
+    pub view: Option<(f64, f64)>,
+    pub selection: Option<(f64, f64)>,
+    pub lane_scroll: f32,
+    drag_select_from: Option<f64>,
+    pub hover_text: Option<String>,
+    /// Cached statistics of the selection.
+    sel_cache: Option<((f64, f64), Vec<LaneStats>)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaneStats {
+    pub lane: String,
+    pub spans: usize,
+    pub busy_ns: u64,
+    pub instants: usize,
+    pub faults: usize,
+    pub fault_p50: u64,
+    pub fault_p99: u64,
+    pub fault_max: u64,
+}
+
+impl TimelineState {
+    pub fn fit(&mut self, tl: &Timeline) {
+        self.view = Some((0.0, (tl.t_max - tl.t_min) as f64));
+    }
+
+    /// Zoom by `factor` (< 1 zooms in) around the relative position `at` (0..1).
+    pub fn zoom(&mut self, factor: f64, at: f64) {
+        if let Some((a, b)) = self.view {
+            let w = b - a;
+            let c = a + w * at;
+            let nw = (w * factor).max(10.0);
+            self.view = Some((c - nw * at, c - nw * at + nw));
+        }
+    }
+
+    pub fn pan(&mut self, fraction: f64) {
+        if let Some((a, b)) = self.view {
+            let d = (b - a) * fraction;
+            self.view = Some((a + d, b + d));
+        }
+    }
+}
+
+/// Colour of a label: fixed for replay span kinds, hashed otherwise.
+pub fn label_color(name: &str) -> Color32 {
+    match name {
+        "init" => Color32::from_rgb(70, 130, 220),
+        "populate" => Color32::from_rgb(230, 150, 50),
+        "pgmap-pass" => Color32::from_rgb(90, 180, 90),
+        "steal" => Color32::from_rgb(160, 90, 200),
+        "stall" => Color32::from_rgb(220, 60, 60),
+        _ if name.starts_with("phase") => Color32::from_rgb(140, 140, 150),
+        _ => {
+            let mut h: u32 = 2166136261;
+            for b in name.bytes() {
+                h = (h ^ b as u32).wrapping_mul(16777619);
+            }
+            let hue = (h % 360) as f32 / 360.0;
+            egui::ecolor::Hsva::new(hue, 0.55, 0.8, 1.0).into()
+        }
+    }
+}
+
+/// Colour of a fault latency: green (≤ 1 µs) to red (≥ 10 ms), log scale.
+pub fn latency_color(ns: u64) -> Color32 {
+    let x = ((ns.max(1) as f64).log10() - 3.0) / 4.0;
+    let x = x.clamp(0.0, 1.0) as f32;
+    egui::ecolor::Hsva::new(0.33 * (1.0 - x), 0.8, 0.85, 1.0).into()
+}
+
+fn lane_height(l: &crate::data::Lane) -> f32 {
+    l.rows.len() as f32 * ROW_H
+        + if l.instants.is_empty() {
+            0.0
+        } else {
+            INSTANT_H
+        }
+        + 4.0
+}
+
+/// Draw the timeline and handle input. Returns the rect of the plot (for PNG export).
+pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
+    if st.view.is_none() {
+        st.fit(tl);
+    }
+    let span_total = (tl.t_max - tl.t_min) as f64;
+    ui.horizontal(|ui| {
+        ui.label(format!(
+            "{} lanes, {} spans, {} instants",
+            tl.lanes.len(),
+            tl.n_spans,
+            tl.n_instants
+        ));
+        if ui.button("Fit").clicked() {
+            st.fit(tl);
+        }
+        if ui.button("Zoom in").clicked() {
+            st.zoom(0.5, 0.5);
+        }
+        if ui.button("Zoom out").clicked() {
+            st.zoom(2.0, 0.5);
+        }
+        if st.selection.is_some() && ui.button("Clear selection").clicked() {
+            st.selection = None;
+        }
+        if let Some((a, b)) = st.view {
+            ui.label(format!(
+                "view {} .. {} ({})",
+                fmt_ns(a),
+                fmt_ns(b),
+                fmt_ns(b - a)
+            ));
+        }
+    });
+    let avail = ui.available_size();
+    let stats_h = if st.selection.is_some() {
+        160.0f32.min(avail.y * 0.4)
+    } else {
+        0.0
+    };
+    let size = Vec2::new(avail.x.max(200.0), (avail.y - stats_h).max(120.0));
+    let (rect, resp) = ui.allocate_exact_size(size, Sense::click_and_drag());
+    let plot = Rect::from_min_max(
+        Pos2::new(rect.left() + LANE_NAME_W, rect.top() + AXIS_H),
+        rect.max,
+    );
+    let (mut v0, mut v1) = st.view.unwrap_or((0.0, span_total));
+    let width = plot.width().max(1.0) as f64;
+
+    // Input.
+    let shift = ui.input(|i| i.modifiers.shift);
+    if resp.hovered() {
+        let (scroll, zoom_delta, keys) = ui.input(|i| {
+            (
+                i.smooth_scroll_delta,
+                i.zoom_delta(),
+                (
+                    i.key_pressed(egui::Key::Home) || i.key_pressed(egui::Key::F),
+                    i.key_pressed(egui::Key::Plus) || i.key_pressed(egui::Key::Equals),
+                    i.key_pressed(egui::Key::Minus),
+                    i.key_pressed(egui::Key::ArrowLeft),
+                    i.key_pressed(egui::Key::ArrowRight),
+                    i.key_pressed(egui::Key::Escape),
+                ),
+            )
+        });
+        let at = resp
+            .hover_pos()
+            .map(|p| ((p.x - plot.left()) as f64 / width).clamp(0.0, 1.0))
+            .unwrap_or(0.5);
+        if zoom_delta != 1.0 {
+            st.zoom(1.0 / zoom_delta as f64, at);
+        } else if scroll.y != 0.0 && !shift {
+            st.zoom((-scroll.y as f64 / 200.0).exp(), at);
+        }
+        if scroll.x != 0.0 {
+            st.pan(-scroll.x as f64 / width);
+        }
+        if keys.0 {
+            st.fit(tl);
+        }
+        if keys.1 {
+            st.zoom(0.5, 0.5);
+        }
+        if keys.2 {
+            st.zoom(2.0, 0.5);
+        }
+        if keys.3 {
+            st.pan(-0.2);
+        }
+        if keys.4 {
+            st.pan(0.2);
+        }
+        if keys.5 {
+            st.selection = None;
+        }
+    }
+    let to_t = |x: f32, v0: f64, v1: f64| v0 + (x - plot.left()) as f64 / width * (v1 - v0);
+    let selecting = shift || resp.dragged_by(egui::PointerButton::Secondary);
+    if resp.drag_started() && selecting {
+        if let Some(p) = resp.interact_pointer_pos() {
+            st.drag_select_from = Some(to_t(p.x, v0, v1));
+        }
+    }
+    if resp.dragged() {
+        if let (Some(from), Some(p)) = (st.drag_select_from, resp.interact_pointer_pos()) {
+            let t = to_t(p.x, v0, v1);
+            st.selection = Some((from.min(t), from.max(t)));
+        } else {
+            let d = resp.drag_delta();
+            st.pan(-(d.x as f64) / width);
+            st.lane_scroll = (st.lane_scroll - d.y).max(0.0);
+        }
+    }
+    if resp.drag_stopped() {
+        st.drag_select_from = None;
+    }
+    if let Some((a, b)) = st.view {
+        v0 = a;
+        v1 = b;
+    }
+
+    let painter = ui.painter_at(rect);
+    let visuals = ui.visuals();
+    painter.rect_filled(rect, 0.0, visuals.extreme_bg_color);
+    draw_axis(&painter, plot, rect, v0, v1, visuals.text_color());
+
+    // Lanes.
+    let total_h: f32 = tl.lanes.iter().map(lane_height).sum();
+    st.lane_scroll = st.lane_scroll.min((total_h - plot.height()).max(0.0));
+    let mut y = plot.top() - st.lane_scroll;
+    let mut mesh = Mesh::default();
+    let hover = resp.hover_pos();
+    let mut hover_text: Option<String> = None;
+    let font = egui::FontId::proportional(11.0);
+    for lane in &tl.lanes {
+        let h = lane_height(lane);
+        if y + h < plot.top() {
+            y += h;
+            continue;
+        }
+        if y > plot.bottom() {
+            break;
+        }
+        let lane_rect =
+            Rect::from_min_max(Pos2::new(rect.left(), y), Pos2::new(rect.right(), y + h));
+        painter.line_segment(
+            [
+                Pos2::new(rect.left(), y + h - 1.0),
+                Pos2::new(rect.right(), y + h - 1.0),
+            ],
+            Stroke::new(0.5, visuals.weak_text_color().gamma_multiply(0.4)),
+        );
+        if y >= plot.top() - 2.0 {
+            painter.text(
+                Pos2::new(rect.left() + 4.0, y + 1.0),
+                egui::Align2::LEFT_TOP,
+                &lane.name,
+                font.clone(),
+                visuals.text_color(),
+            );
+        }
+        let mut ry = y + 1.0;
+        for row in &lane.rows {
+            let r = Rect::from_min_max(
+                Pos2::new(plot.left(), ry),
+                Pos2::new(plot.right(), ry + ROW_H - 1.0),
+            );
+            draw_span_row(&mut mesh, row, tl, r, v0, v1, tl.t_min);
+            if let Some(p) = hover {
+                if r.contains(p) && hover_text.is_none() {
+                    hover_text = span_hover(row, tl, to_t(p.x, v0, v1), (v1 - v0) / width);
+                }
+            }
+            ry += ROW_H;
+        }
+        if !lane.instants.is_empty() {
+            let r = Rect::from_min_max(
+                Pos2::new(plot.left(), ry),
+                Pos2::new(plot.right(), ry + INSTANT_H - 1.0),
+            );
+            draw_instant_row(&mut mesh, &lane.instants, tl, r, v0, v1, tl.t_min);
+            if let Some(p) = hover {
+                if r.contains(p) && hover_text.is_none() {
+                    hover_text = instant_hover(
+                        &lane.instants,
+                        tl,
+                        to_t(p.x, v0, v1),
+                        (v1 - v0) / width * 3.0,
+                    );
+                }
+            }
+        }
+        if let Some(p) = hover {
+            if hover_text.is_none() && lane_rect.contains(p) && p.x < plot.left() {
+                hover_text = Some(lane.name.clone());
+            }
+        }
+        y += h;
+    }
+    painter.add(egui::Shape::mesh(mesh));
+    // Selection overlay.
+    if let Some((a, b)) = st.selection {
+        let xa = plot.left() + ((a - v0) / (v1 - v0) * width) as f32;
+        let xb = plot.left() + ((b - v0) / (v1 - v0) * width) as f32;
+        let r = Rect::from_min_max(
+            Pos2::new(xa.max(plot.left()), rect.top()),
+            Pos2::new(xb.min(plot.right()).max(xa), rect.bottom()),
+        );
+        painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(100, 150, 255, 40));
+    }
+    st.hover_text = hover_text.clone();
+    if let Some(t) = hover_text {
+        resp.on_hover_text_at_pointer(t);
+    }
+    // Selection statistics.
+    if let Some(sel) = st.selection {
+        let stale = st.sel_cache.as_ref().is_none_or(|(k, _)| *k != sel);
+        if stale {
+            st.sel_cache = Some((sel, selection_stats(tl, sel)));
+        }
+        if let Some((_, stats)) = &st.sel_cache {
+            selection_table(ui, sel, stats);
+        }
+    }
+    rect
+}
+
+fn draw_axis(painter: &egui::Painter, plot: Rect, rect: Rect, v0: f64, v1: f64, color: Color32) {
+    let w = v1 - v0;
+    let target = w / (plot.width() as f64 / 110.0).max(1.0);
+    let mag = 10f64.powf(target.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= target)
+        .unwrap_or(10.0 * mag);
+    let mut t = (v0 / step).ceil() * step;
+    let font = egui::FontId::proportional(10.0);
+    let mut n = 0;
+    while t <= v1 && n < 200 {
+        let x = plot.left() + ((t - v0) / w * plot.width() as f64) as f32;
+        painter.line_segment(
+            [
+                Pos2::new(x, rect.top() + AXIS_H - 4.0),
+                Pos2::new(x, rect.bottom()),
+            ],
+            Stroke::new(0.5, color.gamma_multiply(0.15)),
+        );
+        painter.text(
+            Pos2::new(x + 2.0, rect.top() + 2.0),
+            egui::Align2::LEFT_TOP,
+            fmt_ns(t),
+            font.clone(),
+            color,
+        );
+        t += step;
+        n += 1;
+    }
+}
+
+fn push_rect(mesh: &mut Mesh, r: Rect, c: Color32) {
+    if r.width() > 0.0 && r.height() > 0.0 {
+        mesh.add_colored_rect(r, c);
+    }
+}
+
+/// One row of disjoint spans. Where a pixel column holds at most one span, spans are
+/// drawn as they are; otherwise per column: busy fraction (alpha) and the colour of
+/// the longest span, with busy time beyond the column carried into the next ones.
+fn draw_span_row(
+    mesh: &mut Mesh,
+    row: &SpanRow,
+    tl: &Timeline,
+    r: Rect,
+    v0: f64,
+    v1: f64,
+    t_min: u64,
+) {
+    if row.is_empty() {
+        return;
+    }
+    let width = r.width() as f64;
+    let npp = (v1 - v0) / width; // ns per pixel
+    let abs = |t: f64| (t.max(0.0) as u64).saturating_add(t_min);
+    let a0 = abs(v0);
+    let a1 = abs(v1);
+    let i0 = row.first_ending_after(a0);
+    let i1 = row.first_starting_at(a1.saturating_add(1));
+    if i0 >= i1 {
+        return;
+    }
+    let x_of = |t: u64| r.left() + ((t as f64 - t_min as f64 - v0) / npp) as f32;
+    if (i1 - i0) as f64 <= width * 0.5 {
+        for i in i0..i1 {
+            let xa = x_of(row.start[i]).max(r.left());
+            let xb = x_of(row.end[i]).min(r.right()).max(xa + 1.0);
+            let c = label_color(&tl.labels[row.label[i] as usize]);
+            push_rect(
+                mesh,
+                Rect::from_min_max(Pos2::new(xa, r.top()), Pos2::new(xb, r.bottom())),
+                c,
+            );
+        }
+        return;
+    }
+    let mut carry = 0.0f64;
+    let mut i = i0;
+    let mut run: Option<(f32, Color32)> = None; // start x and colour of merged columns
+    let cols = width.ceil() as usize;
+    for col in 0..=cols {
+        let (c, x) = if col < cols {
+            let ce = abs(v0 + (col + 1) as f64 * npp);
+            let j = i + row.start[i..i1].partition_point(|&s| s < ce);
+            let mut busy = carry;
+            let mut colour = None;
+            if j > i {
+                busy += row.busy(i, j) as f64;
+                if let Some(k) = row.longest(i, j) {
+                    colour = Some(label_color(&tl.labels[row.label[k] as usize]));
+                }
+            }
+            let used = busy.min(npp);
+            carry = busy - used;
+            if colour.is_none() && used > 0.0 {
+                colour = run.map(|(_, c)| c);
+            }
+            i = j;
+            let frac = (used / npp) as f32;
+            let c = colour.map(|c| {
+                let a = (0.25 + 0.75 * frac).min(1.0);
+                c.gamma_multiply(a)
+            });
+            (c, r.left() + col as f32)
+        } else {
+            (None, r.left() + col as f32)
+        };
+        // Merge runs of equal colour into one rect.
+        match (run, c) {
+            (Some((_, rc)), Some(cc)) if rc == cc => {}
+            (prev, next) => {
+                if let Some((sx, rc)) = prev {
+                    push_rect(
+                        mesh,
+                        Rect::from_min_max(
+                            Pos2::new(sx, r.top()),
+                            Pos2::new(x.min(r.right()), r.bottom()),
+                        ),
+                        rc,
+                    );
+                }
+                run = next.map(|cc| (x, cc));
+            }
+        }
+    }
+}
+
+/// Instants: one tick per item when sparse, otherwise per pixel column a tick
+/// coloured by the largest value (latency) in the column.
+fn draw_instant_row(
+    mesh: &mut Mesh,
+    row: &InstantRow,
+    tl: &Timeline,
+    r: Rect,
+    v0: f64,
+    v1: f64,
+    t_min: u64,
+) {
+    let width = r.width() as f64;
+    let npp = (v1 - v0) / width;
+    let abs = |t: f64| (t.max(0.0) as u64).saturating_add(t_min);
+    let i0 = row.first_at(abs(v0));
+    let i1 = row.first_at(abs(v1).saturating_add(1));
+    if i0 >= i1 {
+        return;
+    }
+    let colour_of = |k: usize| {
+        if tl
+            .fault_labels
+            .get(row.label[k] as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            latency_color(row.value[k])
+        } else {
+            Color32::from_rgb(230, 200, 60)
+        }
+    };
+    if (i1 - i0) as f64 <= width * 0.5 {
+        for k in i0..i1 {
+            let x = r.left() + ((row.t[k] as f64 - t_min as f64 - v0) / npp) as f32;
+            let xe = if row.value[k] > 0
+                && tl
+                    .fault_labels
+                    .get(row.label[k] as usize)
+                    .copied()
+                    .unwrap_or(false)
+            {
+                (x + (row.value[k] as f64 / npp) as f32).max(x + 2.0)
+            } else {
+                x + 2.0
+            };
+            push_rect(
+                mesh,
+                Rect::from_min_max(
+                    Pos2::new(x, r.top()),
+                    Pos2::new(xe.min(r.right()), r.bottom()),
+                ),
+                colour_of(k),
+            );
+        }
+        return;
+    }
+    let cols = width.ceil() as usize;
+    let mut i = i0;
+    for col in 0..cols {
+        let ce = abs(v0 + (col + 1) as f64 * npp);
+        let j = i + row.t[i..i1].partition_point(|&t| t < ce);
+        if j > i {
+            if let Some(k) = row.largest(i, j) {
+                let x = r.left() + col as f32;
+                let density = ((j - i) as f32).log2().max(0.0) / 10.0;
+                let c = colour_of(k).gamma_multiply((0.5 + density).min(1.0));
+                push_rect(
+                    mesh,
+                    Rect::from_min_max(Pos2::new(x, r.top()), Pos2::new(x + 1.0, r.bottom())),
+                    c,
+                );
+            }
+        }
+        i = j;
+        if i >= i1 {
+            break;
+        }
+    }
+}
+
+fn span_hover(row: &SpanRow, tl: &Timeline, t: f64, npp: f64) -> Option<String> {
+    let at = (t.max(0.0) as u64).saturating_add(tl.t_min);
+    let tol = (npp * 2.0) as u64;
+    let i = row.first_ending_after(at.saturating_sub(tol));
+    if i >= row.len() || row.start[i] > at + tol {
+        return None;
+    }
+    let j = row.first_starting_at(at + tol + 1);
+    if j > i + 1 {
+        let busy = row.busy(i, j);
+        return Some(format!(
+            "{} spans here, busy {}",
+            j - i,
+            fmt_ns(busy as f64)
+        ));
+    }
+    let mut s = format!(
+        "{}\nstart {}\nduration {}",
+        tl.labels[row.label[i] as usize],
+        fmt_ns((row.start[i] - tl.t_min) as f64),
+        fmt_ns(row.dur(i) as f64)
+    );
+    if row.aux2[i] > 0 {
+        s.push_str(&format!(
+            "\n{} {:#x}, {} pages",
+            tl.span_aux, row.aux[i], row.aux2[i]
+        ));
+    }
+    Some(s)
+}
+
+fn instant_hover(row: &InstantRow, tl: &Timeline, t: f64, tol_ns: f64) -> Option<String> {
+    let at = (t.max(0.0) as u64).saturating_add(tl.t_min);
+    let tol = tol_ns as u64;
+    let i = row.first_at(at.saturating_sub(tol));
+    let j = row.first_at(at + tol + 1);
+    if i >= j {
+        return None;
+    }
+    if j > i + 1 {
+        let k = row.largest(i, j)?;
+        return Some(format!(
+            "{} events here, largest value {}",
+            j - i,
+            fmt_ns(row.value[k] as f64)
+        ));
+    }
+    let mut s = format!(
+        "{}\nat {}",
+        tl.labels[row.label[i] as usize],
+        fmt_ns((row.t[i] - tl.t_min) as f64)
+    );
+    if row.value[i] > 0 {
+        s.push_str(&format!("\nlatency {}", fmt_ns(row.value[i] as f64)));
+    }
+    if row.aux[i] > 0 {
+        s.push_str(&format!("\n{} {:#x}", tl.instant_aux, row.aux[i]));
+    }
+    Some(s)
+}
+
+/// Per-lane statistics of a selected time range.
+pub fn selection_stats(tl: &Timeline, (a, b): (f64, f64)) -> Vec<LaneStats> {
+    let t0 = (a.max(0.0) as u64).saturating_add(tl.t_min);
+    let t1 = (b.max(0.0) as u64).saturating_add(tl.t_min);
+    let mut out = Vec::new();
+    for lane in &tl.lanes {
+        let mut spans = 0;
+        let mut busy = 0;
+        for row in &lane.rows {
+            let (n, bz) = row.busy_in(t0, t1);
+            spans += n;
+            busy += bz;
+        }
+        let i = lane.instants.first_at(t0);
+        let j = lane.instants.first_at(t1);
+        let mut lat: Vec<u64> = (i..j)
+            .filter(|&k| {
+                tl.fault_labels
+                    .get(lane.instants.label[k] as usize)
+                    .copied()
+                    .unwrap_or(false)
+            })
+            .map(|k| lane.instants.value[k])
+            .collect();
+        lat.sort_unstable();
+        let q = |p: f64| -> u64 {
+            if lat.is_empty() {
+                0
+            } else {
+                lat[((lat.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        if spans > 0 || j > i {
+            out.push(LaneStats {
+                lane: lane.name.clone(),
+                spans,
+                busy_ns: busy,
+                instants: j - i,
+                faults: lat.len(),
+                fault_p50: q(0.5),
+                fault_p99: q(0.99),
+                fault_max: lat.last().copied().unwrap_or(0),
+            });
+        }
+    }
+    out
+}
+
+fn selection_table(ui: &mut Ui, (a, b): (f64, f64), stats: &[LaneStats]) {
+    let w = b - a;
+    ui.label(format!(
+        "Selection {} .. {} ({})",
+        fmt_ns(a),
+        fmt_ns(b),
+        fmt_ns(w)
+    ));
+    egui::ScrollArea::vertical()
+        .id_salt("sel-stats")
+        .show(ui, |ui| {
+            egui::Grid::new("sel-grid").striped(true).show(ui, |ui| {
+                for h in [
+                    "lane",
+                    "spans",
+                    "busy",
+                    "utilisation",
+                    "faults",
+                    "fault p50",
+                    "fault p99",
+                    "fault max",
+                ] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                for s in stats {
+                    ui.label(&s.lane);
+                    ui.label(s.spans.to_string());
+                    ui.label(fmt_ns(s.busy_ns as f64));
+                    ui.label(format!("{:.1}%", s.busy_ns as f64 / w.max(1.0) * 100.0));
+                    ui.label(s.faults.to_string());
+                    ui.label(fmt_ns(s.fault_p50 as f64));
+                    ui.label(fmt_ns(s.fault_p99 as f64));
+                    ui.label(fmt_ns(s.fault_max as f64));
+                    ui.end_row();
+                }
+            });
+        });
+}
