@@ -1,7 +1,9 @@
 //! Viewer benchmark: open a trace, then render the Timeline headless while panning
 //! and zooming. `cargo run --release -p memmap-viewer --example bench_view -- TRACE [FRAMES]`
 //! Prints open time, per-frame time (egui pass + tessellation; no GPU) median/p99/max,
-//! and peak RSS (VmHWM).
+//! and peak RSS (VmHWM). With BENCH_PHASES=1 also the loading phases and, for the five
+//! slowest frames, the egui pass (of which the timeline's span rows and instant rows),
+//! the tessellation, the visible fraction of the trace and the rectangles drawn.
 
 use memmap_viewer::{View, ViewerApp};
 use std::time::Instant;
@@ -34,6 +36,16 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     }
+    if let memmap_viewer::data::Doc::Trace(t) = &app.files[0].doc {
+        if std::env::var_os("BENCH_PHASES").is_some() {
+            let p: Vec<String> = t
+                .load_phases
+                .iter()
+                .map(|(k, s)| format!("{k} {:.3} s", s))
+                .collect();
+            eprintln!("open phases: {}", p.join(", "));
+        }
+    }
     let (spans, instants, heap) = match &app.files[0].doc {
         memmap_viewer::data::Doc::Trace(t) => (
             t.timeline.n_spans,
@@ -57,6 +69,13 @@ fn main() {
         let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
     }
     let mut times = Vec::with_capacity(frames);
+    // Per frame: (total, egui pass, timeline span rows, instant rows, tessellation,
+    // visible fraction of the trace, rectangles).
+    let mut phases: Vec<(f64, f64, f64, f64, f64, f64, usize)> = Vec::with_capacity(frames);
+    let total_ns = match &app.files[0].doc {
+        memmap_viewer::data::Doc::Trace(t) => (t.timeline.t_max - t.timeline.t_min) as f64,
+        memmap_viewer::data::Doc::Run(_) => 1.0,
+    };
     for f in 0..frames {
         // Zoom in for 60 frames, pan for 60, zoom out for 60, then fit, repeating.
         match (f / 60) % 4 {
@@ -67,9 +86,36 @@ fn main() {
         }
         let t = Instant::now();
         let out = ctx.run_ui(input(), |ui| app.ui(ui));
+        let pass = t.elapsed().as_secs_f64() * 1e3;
         let prims = ctx.tessellate(out.shapes, out.pixels_per_point);
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+        let total = t.elapsed().as_secs_f64() * 1e3;
+        times.push(total);
+        let p = app.timeline.profile;
+        let visible = app
+            .timeline
+            .view
+            .map(|(a, b)| (b - a) / total_ns)
+            .unwrap_or(1.0);
+        phases.push((
+            total,
+            pass,
+            p.span_rows * 1e3,
+            p.instant_rows * 1e3,
+            total - pass,
+            visible,
+            p.rects,
+        ));
         std::hint::black_box(prims);
+    }
+    if std::env::var_os("BENCH_PHASES").is_some() {
+        // The slowest frames and where their time went.
+        phases.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for p in phases.iter().take(5) {
+            eprintln!(
+                "frame {:.2} ms: egui pass {:.2} ms (span rows {:.2}, instant rows {:.2}), tessellation {:.2} ms; {:.3} of the trace in view, {} rects",
+                p.0, p.1, p.2, p.3, p.4, p.5, p.6
+            );
+        }
     }
     times.sort_by(f64::total_cmp);
     let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];

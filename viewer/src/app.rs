@@ -492,7 +492,7 @@ impl ViewerApp {
                 stalls_ui(ui, t.fault_hist.as_ref(), &t.fault_over_time, "dax faults")
             }
             (Doc::Run(r), View::Layout) => layout::layout_ui(ui, &r.run.layout),
-            (Doc::Trace(t), View::Layout) => layout::layout_ui(ui, &t.layouts),
+            (Doc::Trace(t), View::Layout) => layout::trace_layout_ui(ui, t),
             (_, View::Compare | View::Live) => {}
         }
     }

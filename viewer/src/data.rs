@@ -5,11 +5,9 @@
 
 use crate::lod::{rows_from_spans, InstantRow, RawSpan, SpanRow};
 use hdrhistogram::Histogram;
-use memmap_model::layout::{
-    hotplug_layout, namespace_layout, HotplugSpec, LayoutParams, NamespaceSpec, RangeLayout,
-};
+use memmap_model::layout::{hotplug_layout, namespace_layout, RangeLayout};
 use memmap_model::run::{RunFile, RunFileError, SpanKind, ThreadRole};
-use memmap_model::trace::{TraceEvent, TraceHeader, TRACE_FORMAT, TRACE_VERSION};
+use memmap_model::trace::{Trace, TraceEvent, TraceHeader, TRACE_FORMAT, TRACE_VERSION};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -39,6 +37,8 @@ pub const MAX_ROWS: usize = 6;
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
     pub name: String,
+    /// Shown on hover of the lane name (pid and CPUs of a trace lane, role of a thread).
+    pub detail: String,
     pub rows: Vec<SpanRow>,
     pub instants: InstantRow,
 }
@@ -58,6 +58,9 @@ pub struct Timeline {
     pub instant_aux: &'static str,
     /// Instant labels that are faults (their value is a latency).
     pub fault_labels: Vec<bool>,
+    /// Colour of each label, computed once (hashing a name and converting its colour
+    /// per pixel column was most of a frame).
+    pub label_colors: Vec<egui::Color32>,
 }
 
 impl Timeline {
@@ -97,6 +100,19 @@ impl Timeline {
         self.t_min = t_min;
         self.t_max = t_max.max(t_min + 1);
         self.fault_labels.resize(self.labels.len(), false);
+        self.label_colors = self
+            .labels
+            .iter()
+            .map(|l| crate::views::timeline::label_color(l))
+            .collect();
+    }
+
+    /// Colour of label `id` (grey for an unknown id).
+    pub fn label_color(&self, id: u32) -> egui::Color32 {
+        self.label_colors
+            .get(id as usize)
+            .copied()
+            .unwrap_or(egui::Color32::GRAY)
     }
 }
 
@@ -231,6 +247,7 @@ fn run_timeline(run: &RunFile, repeat: usize) -> Timeline {
     }
     lanes.push(Lane {
         name: "phases".into(),
+        detail: "phases, namespace available / complete".into(),
         rows: rows_from_spans(phase_spans, MAX_ROWS),
         instants: events,
     });
@@ -253,6 +270,7 @@ fn run_timeline(run: &RunFile, repeat: usize) -> Timeline {
         by_thread.insert(th.id, lanes.len());
         lanes.push(Lane {
             name: th.name.clone(),
+            detail: format!("thread {} ({:?})", th.id, th.role),
             rows: rows_from_spans(spans, MAX_ROWS),
             instants: InstantRow::default(),
         });
@@ -345,13 +363,37 @@ pub struct TraceDoc {
     pub fault_hist: Option<Histogram<u64>>,
     /// (t_ns, latency) of faults, thinned to at most 20000 by keeping per-bucket maxima.
     pub fault_over_time: Vec<[f64; 2]>,
-    /// Layouts of the trace's namespace and memory-block events.
+    /// Layouts of the trace's namespaces and hot-plugged memory
+    /// (`Trace::to_scenario`, then `Scenario::layouts`).
     pub layouts: Vec<RangeLayout>,
     pub layout_errors: Vec<String>,
+    /// The pfn ranges memmap-init events (kprobes / function_graph with arguments)
+    /// recorded, merged per range.
+    pub memmap_ranges: Vec<MemmapRange>,
+    /// Why the Layout view shows what it shows when the trace has no namespace or
+    /// hot-plugged range to lay out (e.g. a namespace destroyed before the recording's
+    /// closing snapshot).
+    pub layout_note: Option<String>,
     /// memmap-init pages over time (cumulative), per task and total.
     pub progress: Progress,
     pub memmap_pages: u64,
     pub memmap_busy_ns: u64,
+    /// Seconds spent in each loading phase (parse, merge, rows, rest), for benchmarks.
+    pub load_phases: Vec<(&'static str, f64)>,
+}
+
+/// One pfn range that memmap-init events covered, with the functions that saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemmapRange {
+    pub start_pfn: u64,
+    pub nr_pages: u64,
+    /// Function names, in order of first appearance.
+    pub funcs: Vec<String>,
+    /// "task-pid" of the first event.
+    pub task: String,
+    pub first_t_ns: u64,
+    /// Longest duration of one event on this range.
+    pub max_dur_ns: u64,
 }
 
 /// A loaded file.
@@ -378,18 +420,41 @@ impl OpenFile {
     }
 }
 
-/// Open a run file or a trace, deciding by content.
+/// Does this first line start a trace (rather than a run file)?
+fn is_trace_start(bytes: &[u8]) -> bool {
+    let first_line_end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    let first = &bytes[..first_line_end];
+    first
+        .windows(TRACE_FORMAT.len() + 2)
+        .any(|w| w[1..w.len() - 1] == *TRACE_FORMAT.as_bytes() && w[0] == b'"')
+}
+
+/// Open a run file or a trace, deciding by content. A trace is read by the parsing
+/// threads themselves, each its own part of the file, so the whole file is never in
+/// memory at once.
 pub fn load_path(path: &Path) -> Result<OpenFile, LoadError> {
     let started = std::time::Instant::now();
     let p = path.display().to_string();
-    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let bytes = std::fs::read(path).map_err(|e| LoadError {
+    let cannot = |e: std::io::Error| LoadError {
         path: p.clone(),
         line: None,
         reason: format!("cannot read: {e}"),
-    })?;
-    let doc = load_bytes(&p, &bytes)?;
-    drop(bytes);
+    };
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let len = file.metadata().map_err(cannot)?.len();
+    let mut head = vec![0u8; (len as usize).min(64 << 10)];
+    let n = read_full_at(&file, 0, &mut head).map_err(cannot)?;
+    head.truncate(n);
+    let doc = if is_trace_start(&head) {
+        load_trace_from(&p, &Source::File(&file), len).map(|t| Doc::Trace(Box::new(t)))?
+    } else {
+        let bytes = std::fs::read(path).map_err(cannot)?;
+        load_bytes(&p, &bytes)?
+    };
     Ok(OpenFile {
         name: path
             .file_name()
@@ -409,15 +474,7 @@ pub fn load_bytes(path: &str, bytes: &[u8]) -> Result<Doc, LoadError> {
         line,
         reason,
     };
-    let first_line_end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(bytes.len());
-    let first = &bytes[..first_line_end];
-    let is_trace = first
-        .windows(TRACE_FORMAT.len() + 2)
-        .any(|w| w[1..w.len() - 1] == *TRACE_FORMAT.as_bytes() && w[0] == b'"');
-    if is_trace {
+    if is_trace_start(bytes) {
         return load_trace(path, bytes).map(|t| Doc::Trace(Box::new(t)));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -447,6 +504,62 @@ pub fn load_bytes(path: &str, bytes: &[u8]) -> Result<Doc, LoadError> {
     }
 }
 
+/// Where trace bytes come from: a file read piecewise, or bytes already in memory.
+enum Source<'a> {
+    File(&'a std::fs::File),
+    Bytes(&'a [u8]),
+}
+
+impl Source<'_> {
+    /// Fill `buf` from `offset` as far as the data goes; returns the bytes read.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::File(f) => read_full_at(f, offset, buf),
+            Source::Bytes(b) => {
+                let start = (offset as usize).min(b.len());
+                let n = buf.len().min(b.len() - start);
+                buf[..n].copy_from_slice(&b[start..start + n]);
+                Ok(n)
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_full_at(f: &std::fs::File, mut offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read_at(&mut buf[done..], offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(not(unix))]
+fn read_full_at(f: &std::fs::File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = f.try_clone()?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 /// The fields of the high-volume event kinds, borrowed from the line.
 #[derive(Deserialize)]
 struct FastLine<'a> {
@@ -472,223 +585,563 @@ struct FastLine<'a> {
     nr_pages: Option<u64>,
 }
 
-/// One parsed line of a chunk.
-enum Rec {
-    /// lane key index, start, end, label, aux, aux2 (chunk-local ids)
-    Span(u32, u64, u64, u32, u64, u64),
-    /// lane key index (u32::MAX: global events lane), t, value, label, aux
-    Instant(u32, u64, u64, u32, u64),
-    Event(TraceEvent),
-    Warning(String),
+/// A JSON value of a flat object, as [`flat_line`] reads it.
+enum Flat<'a> {
+    Str(&'a str),
+    Num(u64),
+    Bool(bool),
+    Null,
 }
 
-/// Lane keys: (pid, cpu); task names remembered per pid.
+/// Read a flat JSON object (string values without escapes, unsigned integers,
+/// booleans, null; no nesting) into a [`FastLine`], about three times faster than
+/// serde. None for anything else, which then goes through serde (and its error
+/// messages).
+fn flat_line<'a>(line: &'a str) -> Option<FastLine<'a>> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let ws = |i: &mut usize| {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\r' | b'\n') {
+            *i += 1;
+        }
+    };
+    let string = |i: &mut usize| -> Option<&str> {
+        // At the opening quote.
+        let start = *i + 1;
+        let len = b[start..].iter().position(|&c| c == b'"' || c == b'\\')?;
+        if b[start + len] != b'"' {
+            return None;
+        }
+        *i = start + len + 1;
+        line.get(start..start + len)
+    };
+    let mut f = FastLine {
+        kind: Cow::Borrowed(""),
+        t_ns: None,
+        dur_ns: None,
+        func: None,
+        task: None,
+        name: None,
+        probe: None,
+        pid: None,
+        cpu: None,
+        pmd: None,
+        address: None,
+        result: None,
+        start_pfn: None,
+        nr_pages: None,
+    };
+    let mut has_kind = false;
+    ws(&mut i);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    ws(&mut i);
+    if b.get(i) == Some(&b'}') {
+        return None;
+    }
+    loop {
+        ws(&mut i);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key = string(&mut i)?;
+        ws(&mut i);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        ws(&mut i);
+        let v = match *b.get(i)? {
+            b'"' => Flat::Str(string(&mut i)?),
+            c @ b'0'..=b'9' => {
+                let first = i;
+                let mut n = (c - b'0') as u64;
+                i += 1;
+                while let Some(&d) = b.get(i) {
+                    if !d.is_ascii_digit() {
+                        break;
+                    }
+                    n = n.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+                    i += 1;
+                }
+                if matches!(b.get(i), Some(b'.' | b'e' | b'E')) || (c == b'0' && i - first > 1) {
+                    return None;
+                }
+                Flat::Num(n)
+            }
+            b't' if b[i..].starts_with(b"true") => {
+                i += 4;
+                Flat::Bool(true)
+            }
+            b'f' if b[i..].starts_with(b"false") => {
+                i += 5;
+                Flat::Bool(false)
+            }
+            b'n' if b[i..].starts_with(b"null") => {
+                i += 4;
+                Flat::Null
+            }
+            _ => return None,
+        };
+        let num = |v: &Flat| match v {
+            Flat::Num(n) => Some(Some(*n)),
+            Flat::Null => Some(None),
+            _ => None,
+        };
+        let num32 = |v: &Flat| match v {
+            Flat::Num(n) => u32::try_from(*n).ok().map(Some),
+            Flat::Null => Some(None),
+            _ => None,
+        };
+        let text = |v: &Flat<'a>| -> Option<Option<Cow<'a, str>>> {
+            match *v {
+                Flat::Str(s) => Some(Some(Cow::Borrowed(s))),
+                Flat::Null => Some(None),
+                _ => None,
+            }
+        };
+        match key {
+            "kind" => match v {
+                Flat::Str(s) if !has_kind => {
+                    f.kind = Cow::Borrowed(s);
+                    has_kind = true;
+                }
+                _ => return None,
+            },
+            "t_ns" => f.t_ns = num(&v)?,
+            "dur_ns" => f.dur_ns = num(&v)?,
+            "func" => f.func = text(&v)?,
+            "task" => f.task = text(&v)?,
+            "name" => f.name = text(&v)?,
+            "probe" => f.probe = text(&v)?,
+            "pid" => f.pid = num32(&v)?,
+            "cpu" => f.cpu = num32(&v)?,
+            "pmd" => {
+                f.pmd = match v {
+                    Flat::Bool(x) => Some(x),
+                    Flat::Null => None,
+                    _ => return None,
+                }
+            }
+            "address" => f.address = num(&v)?,
+            "result" => f.result = text(&v)?,
+            "start_pfn" => f.start_pfn = num(&v)?,
+            "nr_pages" => f.nr_pages = num(&v)?,
+            _ => {}
+        }
+        ws(&mut i);
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => {
+                i += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    ws(&mut i);
+    (i == b.len() && has_kind).then_some(f)
+}
+
+/// The task names a sched_switch tracepoint carries.
+#[derive(Deserialize)]
+struct SchedSwitch<'a> {
+    #[serde(borrow)]
+    fields: SchedFields<'a>,
+}
+
+#[derive(Deserialize)]
+struct SchedFields<'a> {
+    #[serde(borrow)]
+    prev_comm: Option<Cow<'a, str>>,
+    prev_pid: Option<u32>,
+    #[serde(borrow)]
+    next_comm: Option<Cow<'a, str>>,
+    next_pid: Option<u32>,
+}
+
+/// A lane of a trace: a task (pid), except pid 0, the idle task, which has one per CPU.
+type LaneKey = (u32, u32);
+const ANY_CPU: u32 = u32::MAX;
+
+fn lane_key(pid: u32, cpu: u32) -> LaneKey {
+    (pid, if pid == 0 { cpu } else { ANY_CPU })
+}
+
+/// One lane's items parsed by one thread (labels are the thread's own ids).
+#[derive(Default)]
+struct ChunkLane {
+    key: LaneKey,
+    /// CPUs the lane's events ran on (bit n = cpu n, for n < 64) and any others.
+    cpus: u64,
+    other_cpus: Vec<u32>,
+    spans: Vec<RawSpan>,
+    instants: InstantRow,
+}
+
+/// Counts of the high-volume kinds, which are not kept as events.
+#[derive(Default, Clone, Copy)]
+struct FastCounts {
+    function_span: u64,
+    dax_fault: u64,
+    tracepoint: u64,
+    kprobe: u64,
+}
+
+/// What one parsing thread made of its part of the file. Line numbers are counted
+/// from the start of the part until the parts are put together.
+#[derive(Default)]
 struct ChunkOut {
-    recs: Vec<Rec>,
-    lanes: Vec<(u32, u32)>,
+    lanes: Vec<ChunkLane>,
+    lane_ids: HashMap<(u32, u32), u32>,
+    events_lane: InstantRow,
+    events: Vec<TraceEvent>,
+    /// (line in the part, message without the path).
+    warnings: Vec<(usize, String)>,
     labels: Vec<String>,
-    tasks: HashMap<u32, String>,
-    error: Option<LoadError>,
+    label_ids: HashMap<String, u32>,
+    /// Task name per lane key, with the time it was seen (the last one wins: a task
+    /// keeps the name of its last exec).
+    tasks: HashMap<LaneKey, (u64, String)>,
+    counts: FastCounts,
+    /// Lines in the part.
+    lines: usize,
+    /// (line in the part, reason).
+    error: Option<(usize, String)>,
 }
 
-const EVENTS_LANE: u32 = u32::MAX;
+impl ChunkOut {
+    fn lane(&mut self, pid: u32, cpu: u32) -> &mut ChunkLane {
+        let n = self.lanes.len() as u32;
+        let i = *self.lane_ids.entry((pid, cpu)).or_insert(n) as usize;
+        if i == self.lanes.len() {
+            self.lanes.push(ChunkLane {
+                key: lane_key(pid, cpu),
+                ..Default::default()
+            });
+        }
+        let l = &mut self.lanes[i];
+        if cpu < 64 {
+            l.cpus |= 1 << cpu;
+        } else if !l.other_cpus.contains(&cpu) {
+            l.other_cpus.push(cpu);
+        }
+        l
+    }
 
-fn parse_chunk(path: &str, text: &[u8], first_line: usize, is_last_chunk: bool) -> ChunkOut {
-    let mut out = ChunkOut {
-        recs: Vec::new(),
-        lanes: Vec::new(),
-        labels: Vec::new(),
-        tasks: HashMap::new(),
-        error: None,
-    };
-    let mut lane_ids: HashMap<(u32, u32), u32> = HashMap::new();
-    let mut label_ids: HashMap<String, u32> = HashMap::new();
-    let mut lane = |pid: u32, cpu: u32, lanes: &mut Vec<(u32, u32)>| -> u32 {
-        *lane_ids.entry((pid, cpu)).or_insert_with(|| {
-            lanes.push((pid, cpu));
-            (lanes.len() - 1) as u32
-        })
-    };
-    let mut label = |s: &str, labels: &mut Vec<String>| -> u32 {
-        if let Some(&i) = label_ids.get(s) {
+    fn label(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.label_ids.get(s) {
             return i;
         }
-        labels.push(s.to_string());
-        let i = (labels.len() - 1) as u32;
-        label_ids.insert(s.to_string(), i);
+        let i = self.labels.len() as u32;
+        self.labels.push(s.to_string());
+        self.label_ids.insert(s.to_string(), i);
         i
-    };
-    let n_lines = text.split(|&b| b == b'\n').count();
-    for (k, raw) in text.split(|&b| b == b'\n').enumerate() {
-        let n = first_line + k;
-        let is_last_line =
-            is_last_chunk && (k + 1 == n_lines || (k + 2 == n_lines && text.ends_with(b"\n")));
+    }
+
+    fn task(&mut self, pid: u32, cpu: u32, t: u64, name: &str) {
+        if name.is_empty() {
+            return;
+        }
+        match self.tasks.entry(lane_key(pid, cpu)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if t >= e.get().0 && e.get().1 != name {
+                    *e.get_mut() = (t, name.to_string());
+                } else if t >= e.get().0 {
+                    e.get_mut().0 = t;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((t, name.to_string()));
+            }
+        }
+    }
+
+    /// Parse one line (without its newline). `last_line`: nothing but whitespace
+    /// follows it in the file, so a cut-off record there is dropped with a warning.
+    fn line(&mut self, raw: &[u8], last_line: bool) {
+        self.lines += 1;
+        let n = self.lines;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
+            return;
         }
-        let fail = |reason: String| LoadError {
-            path: path.to_string(),
-            line: Some(n),
-            reason,
-        };
         let line = match std::str::from_utf8(raw) {
             Ok(l) => l,
             Err(e) => {
-                out.error = Some(fail(format!("not UTF-8: {e}")));
-                return out;
+                self.error = Some((n, format!("not UTF-8: {e}")));
+                return;
             }
         };
-        let fast: FastLine = match serde_json::from_str(line) {
+        let parsed = match flat_line(line) {
+            Some(f) => Ok(f),
+            None => serde_json::from_str::<FastLine>(line),
+        };
+        let fast: FastLine = match parsed {
             Ok(f) => f,
-            Err(e) if e.is_eof() && is_last_line => {
-                out.recs.push(Rec::Warning(format!(
-                    "{path}:{n}: truncated last record dropped"
-                )));
-                continue;
+            Err(e) if e.is_eof() && last_line => {
+                self.warnings
+                    .push((n, "truncated last record dropped".into()));
+                return;
             }
             Err(e) => {
-                out.error = Some(fail(format!("expected a trace event: {e}")));
-                return out;
+                self.error = Some((n, format!("expected a trace event: {e}")));
+                return;
             }
         };
-        let need = |v: Option<u64>, f: &str| -> Result<u64, LoadError> {
-            v.ok_or_else(|| fail(format!("{} event without {f}", fast.kind)))
-        };
-        let res: Result<(), LoadError> = (|| {
-            match fast.kind.as_ref() {
-                "function-span" => {
-                    let t = need(fast.t_ns, "t_ns")?;
-                    let d = need(fast.dur_ns, "dur_ns")?;
-                    let pid = need(fast.pid.map(u64::from), "pid")? as u32;
-                    let cpu = need(fast.cpu.map(u64::from), "cpu")? as u32;
-                    let func = fast
-                        .func
-                        .as_deref()
-                        .ok_or_else(|| fail("function-span without func".into()))?;
-                    if let Some(task) = &fast.task {
-                        out.tasks.entry(pid).or_insert_with(|| task.to_string());
-                    }
-                    let li = lane(pid, cpu, &mut out.lanes);
-                    let l = label(func, &mut out.labels);
-                    out.recs
-                        .push(Rec::Span(li, t, t.saturating_add(d), l, 0, 0));
-                }
-                "memmap-init" => {
-                    let t = need(fast.t_ns, "t_ns")?;
-                    let pid = need(fast.pid.map(u64::from), "pid")? as u32;
-                    let cpu = need(fast.cpu.map(u64::from), "cpu")? as u32;
-                    let func = fast.func.as_deref().unwrap_or("memmap-init");
-                    let pfn = need(fast.start_pfn, "start_pfn")?;
-                    let pages = need(fast.nr_pages, "nr_pages")?;
-                    if let Some(task) = &fast.task {
-                        out.tasks.entry(pid).or_insert_with(|| task.to_string());
-                    }
-                    let li = lane(pid, cpu, &mut out.lanes);
-                    let l = label(func, &mut out.labels);
-                    match fast.dur_ns {
-                        Some(d) => {
-                            out.recs
-                                .push(Rec::Span(li, t, t.saturating_add(d), l, pfn, pages))
-                        }
-                        None => out.recs.push(Rec::Instant(li, t, 0, l, pfn)),
-                    }
-                    // Keep the full event for progress.
-                    let ev: TraceEvent = serde_json::from_str(line)
-                        .map_err(|e| fail(format!("expected a trace event: {e}")))?;
-                    out.recs.push(Rec::Event(ev));
-                }
-                "dax-fault" => {
-                    let t = need(fast.t_ns, "t_ns")?;
-                    let pid = need(fast.pid.map(u64::from), "pid")? as u32;
-                    let cpu = need(fast.cpu.map(u64::from), "cpu")? as u32;
-                    let li = lane(pid, cpu, &mut out.lanes);
-                    let name = format!(
-                        "dax fault {} {}",
-                        if fast.pmd.unwrap_or(false) {
-                            "pmd"
-                        } else {
-                            "pte"
-                        },
-                        fast.result.as_deref().unwrap_or("")
-                    );
-                    let l = label(&name, &mut out.labels);
-                    out.recs.push(Rec::Instant(
-                        li,
-                        t,
-                        fast.dur_ns.unwrap_or(0),
-                        l,
-                        fast.address.unwrap_or(0),
-                    ));
-                }
-                "tracepoint" | "kprobe" => {
-                    let t = need(fast.t_ns, "t_ns")?;
-                    let pid = need(fast.pid.map(u64::from), "pid")? as u32;
-                    let cpu = need(fast.cpu.map(u64::from), "cpu")? as u32;
-                    if let Some(task) = &fast.task {
-                        out.tasks.entry(pid).or_insert_with(|| task.to_string());
-                    }
-                    let li = lane(pid, cpu, &mut out.lanes);
-                    let nm = fast
-                        .name
-                        .as_deref()
-                        .or(fast.probe.as_deref())
-                        .or(fast.func.as_deref())
-                        .unwrap_or("?");
-                    let l = label(nm, &mut out.labels);
-                    out.recs.push(Rec::Instant(li, t, 0, l, 0));
-                }
-                _ => match serde_json::from_str::<TraceEvent>(line) {
-                    Ok(ev) => {
-                        let text = match &ev {
-                            TraceEvent::Uevent {
-                                action, devpath, ..
-                            } => Some(format!("uevent {action} {devpath}")),
-                            TraceEvent::Mark { text, .. } => Some(format!("mark: {text}")),
-                            TraceEvent::KernelLog { text, .. } => Some(format!("kernel: {text}")),
-                            TraceEvent::Initialised {
-                                device, pages, ms, ..
-                            } => Some(format!("{device} initialised, {pages} pages in {ms} ms")),
-                            _ => None,
-                        };
-                        if let (Some(text), Some(t)) = (text, ev.t_ns()) {
-                            let l = label(&text, &mut out.labels);
-                            out.recs.push(Rec::Instant(EVENTS_LANE, t, 0, l, 0));
-                        }
-                        out.recs.push(Rec::Event(ev));
-                    }
-                    Err(e) if e.to_string().contains("unknown variant") => {
-                        out.recs.push(Rec::Warning(format!(
-                            "{path}:{n}: event kind {:?} not known to this build, skipped",
-                            fast.kind
-                        )));
-                    }
-                    Err(e) => return Err(fail(format!("expected a trace event: {e}"))),
-                },
-            }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            out.error = Some(e);
-            return out;
+        if let Err(reason) = self.event(&fast, line) {
+            self.error = Some((n, reason));
         }
     }
-    out
+
+    fn event(&mut self, fast: &FastLine, line: &str) -> Result<(), String> {
+        let need = |v: Option<u64>, f: &str| -> Result<u64, String> {
+            v.ok_or_else(|| format!("{} event without {f}", fast.kind))
+        };
+        let need32 = |v: Option<u32>, f: &str| -> Result<u32, String> {
+            v.ok_or_else(|| format!("{} event without {f}", fast.kind))
+        };
+        match fast.kind.as_ref() {
+            "function-span" => {
+                let t = need(fast.t_ns, "t_ns")?;
+                let d = need(fast.dur_ns, "dur_ns")?;
+                let pid = need32(fast.pid, "pid")?;
+                let cpu = need32(fast.cpu, "cpu")?;
+                let func = fast
+                    .func
+                    .as_deref()
+                    .ok_or_else(|| "function-span without func".to_string())?;
+                if let Some(task) = &fast.task {
+                    self.task(pid, cpu, t, task);
+                }
+                let l = self.label(func);
+                self.lane(pid, cpu)
+                    .spans
+                    .push((t, t.saturating_add(d), l, 0, 0));
+                self.counts.function_span += 1;
+            }
+            "memmap-init" => {
+                let t = need(fast.t_ns, "t_ns")?;
+                let pid = need32(fast.pid, "pid")?;
+                let cpu = need32(fast.cpu, "cpu")?;
+                let func = fast.func.as_deref().unwrap_or("memmap-init");
+                let pfn = need(fast.start_pfn, "start_pfn")?;
+                let pages = need(fast.nr_pages, "nr_pages")?;
+                if let Some(task) = &fast.task {
+                    self.task(pid, cpu, t, task);
+                }
+                let l = self.label(func);
+                let lane = self.lane(pid, cpu);
+                match fast.dur_ns {
+                    Some(d) => lane.spans.push((t, t.saturating_add(d), l, pfn, pages)),
+                    None => lane.instants.push(t, 0, l, pfn),
+                }
+                // Keep the full event for progress and the layout.
+                let ev: TraceEvent = serde_json::from_str(line)
+                    .map_err(|e| format!("expected a trace event: {e}"))?;
+                self.events.push(ev);
+            }
+            "dax-fault" => {
+                let t = need(fast.t_ns, "t_ns")?;
+                let pid = need32(fast.pid, "pid")?;
+                let cpu = need32(fast.cpu, "cpu")?;
+                let pmd = fast.pmd.unwrap_or(false);
+                let result = fast.result.as_deref().unwrap_or("");
+                let l = match (pmd, result) {
+                    (false, "NOPAGE") => self.label("dax fault pte NOPAGE"),
+                    _ => self.label(&format!(
+                        "dax fault {} {result}",
+                        if pmd { "pmd" } else { "pte" }
+                    )),
+                };
+                self.lane(pid, cpu).instants.push(
+                    t,
+                    fast.dur_ns.unwrap_or(0),
+                    l,
+                    fast.address.unwrap_or(0),
+                );
+                self.counts.dax_fault += 1;
+            }
+            "tracepoint" | "kprobe" => {
+                let t = need(fast.t_ns, "t_ns")?;
+                let pid = need32(fast.pid, "pid")?;
+                let cpu = need32(fast.cpu, "cpu")?;
+                if let Some(task) = &fast.task {
+                    self.task(pid, cpu, t, task);
+                }
+                let nm = fast
+                    .name
+                    .as_deref()
+                    .or(fast.probe.as_deref())
+                    .or(fast.func.as_deref())
+                    .unwrap_or("?");
+                if nm == "sched:sched_switch" {
+                    // Task names of both sides (perf samples of other tracepoints may
+                    // have no comm).
+                    if let Ok(s) = serde_json::from_str::<SchedSwitch>(line) {
+                        let f = s.fields;
+                        if let (Some(c), Some(p)) = (&f.prev_comm, f.prev_pid) {
+                            self.task(p, cpu, t, c);
+                        }
+                        if let (Some(c), Some(p)) = (&f.next_comm, f.next_pid) {
+                            self.task(p, cpu, t, c);
+                        }
+                    }
+                }
+                let l = self.label(nm);
+                self.lane(pid, cpu).instants.push(t, 0, l, 0);
+                if fast.kind == "kprobe" {
+                    self.counts.kprobe += 1;
+                } else {
+                    self.counts.tracepoint += 1;
+                }
+            }
+            _ => match serde_json::from_str::<TraceEvent>(line) {
+                Ok(ev) => {
+                    let text = match &ev {
+                        TraceEvent::Uevent {
+                            action, devpath, ..
+                        } => Some(format!("uevent {action} {devpath}")),
+                        TraceEvent::Mark { text, .. } => Some(format!("mark: {text}")),
+                        TraceEvent::KernelLog { text, .. } => Some(format!("kernel: {text}")),
+                        TraceEvent::Initialised {
+                            device, pages, ms, ..
+                        } => Some(format!("{device} initialised, {pages} pages in {ms} ms")),
+                        _ => None,
+                    };
+                    if let (Some(text), Some(t)) = (text, ev.t_ns()) {
+                        let l = self.label(&text);
+                        self.events_lane.push(t, 0, l, 0);
+                    }
+                    self.events.push(ev);
+                }
+                Err(e) if e.to_string().contains("unknown variant") => {
+                    self.warnings.push((
+                        self.lines,
+                        format!(
+                            "event kind {:?} not known to this build, skipped",
+                            fast.kind
+                        ),
+                    ));
+                }
+                Err(e) => return Err(format!("expected a trace event: {e}")),
+            },
+        }
+        Ok(())
+    }
 }
 
-/// Parse a trace (JSON Lines) in parallel chunks.
+/// Bytes each parsing thread reads at a time.
+const READ_BLOCK: usize = 4 << 20;
+
+/// Parse the lines that start in `[from, to)` of the body (`[body_start, len)` of the
+/// source). A line belongs to the part its first byte is in.
+fn parse_part(src: &Source, body_start: u64, from: u64, to: u64, len: u64) -> ChunkOut {
+    let mut out = ChunkOut::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BLOCK + 4096);
+    // Position in the source of buf[0].
+    let mut pos = from;
+    // Skip the rest of a line that started in the previous part.
+    let mut skip_partial = from > body_start;
+    if skip_partial {
+        pos = from - 1;
+    }
+    let mut eof = false;
+    loop {
+        // Refill: keep the unfinished line at the front.
+        let have = buf.len();
+        if !eof {
+            buf.resize(have + READ_BLOCK, 0);
+            let n = match src.read_at(pos + have as u64, &mut buf[have..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    out.error = Some((out.lines + 1, format!("cannot read: {e}")));
+                    return out;
+                }
+            };
+            buf.truncate(have + n);
+            eof = n == 0 || pos + buf.len() as u64 >= len;
+        }
+        let mut start = 0usize;
+        if skip_partial {
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(p) => {
+                    start = p + 1;
+                    skip_partial = false;
+                }
+                None if eof => return out,
+                None => {
+                    pos += buf.len() as u64;
+                    buf.clear();
+                    continue;
+                }
+            }
+        }
+        loop {
+            if pos + start as u64 >= to {
+                return out;
+            }
+            let rest = &buf[start..];
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(p) => {
+                    let end = pos + (start + p) as u64;
+                    out.line(&rest[..p], end + 1 >= len);
+                    start += p + 1;
+                }
+                None if eof => {
+                    if !rest.is_empty() {
+                        out.line(rest, true);
+                    }
+                    return out;
+                }
+                None => break,
+            }
+            if out.error.is_some() {
+                return out;
+            }
+        }
+        if out.error.is_some() {
+            return out;
+        }
+        buf.drain(..start);
+        pos += start as u64;
+    }
+}
+
+/// Parse a trace (JSON Lines) held in memory.
 pub fn load_trace(path: &str, bytes: &[u8]) -> Result<TraceDoc, LoadError> {
+    load_trace_from(path, &Source::Bytes(bytes), bytes.len() as u64)
+}
+
+/// Parse a trace on all cores (up to 8): one part of the file per thread.
+fn load_trace_from(path: &str, src: &Source, len: u64) -> Result<TraceDoc, LoadError> {
     let err = |line: usize, reason: String| LoadError {
         path: path.to_string(),
         line: Some(line),
         reason,
     };
-    let head_end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(bytes.len());
-    let head_text =
-        std::str::from_utf8(&bytes[..head_end]).map_err(|e| err(1, format!("not UTF-8: {e}")))?;
+    // The header line.
+    let mut head = Vec::new();
+    let mut off = 0u64;
+    let head_end = loop {
+        let mut block = vec![0u8; 64 << 10];
+        let n = src
+            .read_at(off, &mut block)
+            .map_err(|e| err(1, format!("cannot read: {e}")))?;
+        block.truncate(n);
+        if let Some(p) = block.iter().position(|&b| b == b'\n') {
+            head.extend_from_slice(&block[..p]);
+            break off + p as u64;
+        }
+        head.extend_from_slice(&block);
+        off += n as u64;
+        if n == 0 {
+            break off;
+        }
+    };
+    let head_text = std::str::from_utf8(&head).map_err(|e| err(1, format!("not UTF-8: {e}")))?;
     let header: TraceHeader = serde_json::from_str(head_text)
         .map_err(|e| err(1, format!("expected a {TRACE_FORMAT} header: {e}")))?;
     if header.format != TRACE_FORMAT {
@@ -706,75 +1159,86 @@ pub fn load_trace(path: &str, bytes: &[u8]) -> Result<TraceDoc, LoadError> {
             ),
         ));
     }
-    let body = if head_end < bytes.len() {
-        &bytes[head_end + 1..]
-    } else {
-        &[][..]
-    };
-    // Split at newlines into one chunk per core (at least 4 MB each).
+    let body_start = (head_end + 1).min(len);
+    let body = len - body_start;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .clamp(1, 8);
-    let want = threads.max(1);
-    let target = (body.len() / want).max(4 << 20);
-    let mut chunks: Vec<(&[u8], usize)> = Vec::new();
-    let mut start = 0;
-    let mut line = 2;
-    while start < body.len() {
-        let mut end = (start + target).min(body.len());
-        if end < body.len() {
-            end = match body[end..].iter().position(|&b| b == b'\n') {
-                Some(p) => end + p + 1,
-                None => body.len(),
-            };
-        }
-        let chunk = &body[start..end];
-        chunks.push((chunk, line));
-        line += chunk.iter().filter(|&&b| b == b'\n').count();
-        start = end;
-    }
-    let n_chunks = chunks.len();
+        .clamp(1, 8) as u64;
+    let parts = body.div_ceil(4 << 20).clamp(1, threads);
+    let per = body.div_ceil(parts).max(1);
+    let bounds: Vec<(u64, u64)> = (0..parts)
+        .map(|i| {
+            (
+                body_start + (i * per).min(body),
+                body_start + ((i + 1) * per).min(body),
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
     let outs: Vec<ChunkOut> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
+        let handles: Vec<_> = bounds
             .iter()
-            .enumerate()
-            .map(|(i, &(c, l))| s.spawn(move || parse_chunk(path, c, l, i + 1 == n_chunks)))
+            .map(|&(a, b)| s.spawn(move || parse_part(src, body_start, a, b, len)))
             .collect();
         handles
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| ChunkOut {
-                    recs: Vec::new(),
-                    lanes: Vec::new(),
-                    labels: Vec::new(),
-                    tasks: HashMap::new(),
-                    error: Some(LoadError {
-                        path: path.to_string(),
-                        line: None,
-                        reason: "internal error while parsing".into(),
-                    }),
+                    error: Some((0, "internal error while parsing".into())),
+                    ..Default::default()
                 })
             })
             .collect()
     });
-    if let Some(e) = outs.iter().find_map(|o| o.error.clone()) {
-        return Err(e);
+    // Line numbers: the header is line 1, each part follows the previous ones.
+    let mut first_line = 2;
+    let mut outs = outs;
+    let mut warnings = Vec::new();
+    for o in &mut outs {
+        if let Some((n, reason)) = o.error.take() {
+            return Err(LoadError {
+                path: path.to_string(),
+                line: (n > 0).then_some(first_line + n - 1),
+                reason,
+            });
+        }
+        for (n, w) in o.warnings.drain(..) {
+            warnings.push(format!("{path}:{}: {w}", first_line + n - 1));
+        }
+        first_line += o.lines;
     }
-    build_trace(header, outs)
+    let parsed = started.elapsed().as_secs_f64();
+    let mut doc = build_trace(header, outs, warnings)?;
+    doc.load_phases.insert(0, ("parse", parsed));
+    Ok(doc)
 }
 
-fn build_trace(header: TraceHeader, outs: Vec<ChunkOut>) -> Result<TraceDoc, LoadError> {
+/// A lane to build: (index in name order, name, detail, spans, instants).
+type LaneJob = (usize, String, String, Vec<RawSpan>, InstantRow);
+/// A built lane with its fault histogram and (t, latency) points.
+type BuiltLane = (usize, Lane, Histogram<u64>, Vec<(u64, u64)>);
+
+fn build_trace(
+    header: TraceHeader,
+    outs: Vec<ChunkOut>,
+    warnings: Vec<String>,
+) -> Result<TraceDoc, LoadError> {
+    let merge_started = std::time::Instant::now();
     let mut labels = Labels::default();
-    let mut lane_of: HashMap<(u32, u32), usize> = HashMap::new();
-    let mut lane_keys: Vec<(u32, u32)> = Vec::new();
-    let mut tasks: HashMap<u32, String> = HashMap::new();
-    let mut spans: Vec<Vec<RawSpan>> = Vec::new();
-    let mut instants: Vec<InstantRow> = Vec::new();
+    let mut lane_of: HashMap<LaneKey, usize> = HashMap::new();
+    struct Merged {
+        key: LaneKey,
+        cpus: u64,
+        other_cpus: Vec<u32>,
+        spans: Vec<RawSpan>,
+        instants: InstantRow,
+    }
+    let mut merged: Vec<Merged> = Vec::new();
+    let mut tasks: HashMap<LaneKey, (u64, String)> = HashMap::new();
     let mut event_instants = InstantRow::default();
     let mut events = Vec::new();
-    let mut warnings = Vec::new();
-    let mut kind_counts: HashMap<&'static str, u64> = HashMap::new();
+    let mut counts = FastCounts::default();
     let mut fault_labels: Vec<bool> = Vec::new();
     for out in outs {
         let lmap: Vec<u32> = out.labels.iter().map(|s| labels.id(s)).collect();
@@ -787,161 +1251,186 @@ fn build_trace(header: TraceHeader, outs: Vec<ChunkOut>) -> Result<TraceDoc, Loa
                 fault_labels[g] = true;
             }
         }
-        let kmap: Vec<usize> = out
-            .lanes
-            .iter()
-            .map(|k| {
-                *lane_of.entry(*k).or_insert_with(|| {
-                    lane_keys.push(*k);
-                    spans.push(Vec::new());
-                    instants.push(InstantRow::default());
-                    lane_keys.len() - 1
+        for cl in out.lanes {
+            let gi = *lane_of.entry(cl.key).or_insert_with(|| {
+                merged.push(Merged {
+                    key: cl.key,
+                    cpus: 0,
+                    other_cpus: Vec::new(),
+                    spans: Vec::new(),
+                    instants: InstantRow::default(),
+                });
+                merged.len() - 1
+            });
+            let m = &mut merged[gi];
+            m.cpus |= cl.cpus;
+            for c in cl.other_cpus {
+                if !m.other_cpus.contains(&c) {
+                    m.other_cpus.push(c);
+                }
+            }
+            let mut spans = cl.spans;
+            for s in &mut spans {
+                s.2 = lmap[s.2 as usize];
+            }
+            if m.spans.is_empty() {
+                m.spans = spans;
+            } else {
+                m.spans.extend_from_slice(&spans);
+            }
+            let mut inst = cl.instants;
+            for l in &mut inst.label {
+                *l = lmap[*l as usize];
+            }
+            m.instants.append(inst);
+        }
+        let mut ev_inst = out.events_lane;
+        for l in &mut ev_inst.label {
+            *l = lmap[*l as usize];
+        }
+        event_instants.append(ev_inst);
+        for (k, (t, name)) in out.tasks {
+            match tasks.get(&k) {
+                Some((t0, _)) if *t0 > t => {}
+                _ => {
+                    tasks.insert(k, (t, name));
+                }
+            }
+        }
+        events.extend(out.events);
+        counts.function_span += out.counts.function_span;
+        counts.dax_fault += out.counts.dax_fault;
+        counts.tracepoint += out.counts.tracepoint;
+        counts.kprobe += out.counts.kprobe;
+    }
+    let mut kind_counts: HashMap<&'static str, u64> = HashMap::new();
+    for (k, n) in [
+        ("function-span", counts.function_span),
+        ("dax-fault", counts.dax_fault),
+        ("tracepoint", counts.tracepoint),
+        ("kprobe", counts.kprobe),
+    ] {
+        if n > 0 {
+            kind_counts.insert(k, n);
+        }
+    }
+    for e in &events {
+        *kind_counts.entry(e.kind()).or_default() += 1;
+    }
+    // Lane names "task-pid" (the idle task, pid 0, has a lane per CPU).
+    let lane_name = |k: LaneKey| {
+        let task = tasks.get(&k).map(|(_, n)| n.as_str()).unwrap_or("<...>");
+        if k.1 == ANY_CPU {
+            format!("{task}-{}", k.0)
+        } else {
+            format!("{task}-{} cpu{}", k.0, k.1)
+        }
+    };
+    let lane_detail = |m: &Merged| {
+        let mut cpus: Vec<u32> = (0..64).filter(|c| m.cpus & (1u64 << c) != 0).collect();
+        cpus.extend(&m.other_cpus);
+        cpus.sort_unstable();
+        let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
+        format!(
+            "pid {}, {} {}",
+            m.key.0,
+            if cpus.len() == 1 { "cpu" } else { "cpus" },
+            list.join(", ")
+        )
+    };
+    let mut named: Vec<(String, String, Merged)> = merged
+        .into_iter()
+        .map(|m| (lane_name(m.key), lane_detail(&m), m))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.key.cmp(&b.2.key)));
+    let mut lanes = Vec::new();
+    if !event_instants.is_empty() {
+        event_instants.finish();
+        lanes.push(Lane {
+            name: "events".into(),
+            detail: "marks, uevents, kernel log lines".into(),
+            rows: Vec::new(),
+            instants: event_instants,
+        });
+    }
+    // Build the rows of each lane in parallel, largest lanes first, and the fault
+    // statistics on the side.
+    let n_threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let mut order: Vec<usize> = (0..named.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(named[i].2.spans.len() + named[i].2.instants.len()));
+    let mut groups: Vec<Vec<LaneJob>> = (0..n_threads).map(|_| Vec::new()).collect();
+    let mut load = vec![0usize; n_threads];
+    let mut slots: Vec<Option<(String, String, Merged)>> = named.into_iter().map(Some).collect();
+    for i in order {
+        let (name, detail, m) = slots[i].take().expect("each lane once");
+        let g = (0..n_threads).min_by_key(|&g| load[g]).unwrap_or(0);
+        load[g] += m.spans.len() + m.instants.len();
+        groups[g].push((i, name, detail, m.spans, m.instants));
+    }
+    let fl = &fault_labels;
+    let rows_at = std::time::Instant::now();
+    let built: Vec<BuiltLane> = std::thread::scope(|s| {
+        let hs: Vec<_> = groups
+            .into_iter()
+            .map(|g| {
+                s.spawn(move || {
+                    g.into_iter()
+                        .map(|(i, name, detail, sp, mut inst)| {
+                            inst.finish();
+                            let mut hist = memmap_model::hist::new_histogram();
+                            let mut pts = Vec::new();
+                            for k in 0..inst.len() {
+                                if fl[inst.label[k] as usize] {
+                                    let v = inst.value[k].clamp(
+                                        memmap_model::hist::HIST_LOW_NS,
+                                        memmap_model::hist::HIST_HIGH_NS,
+                                    );
+                                    let _ = hist.record(v);
+                                    pts.push((inst.t[k], inst.value[k]));
+                                }
+                            }
+                            let lane = Lane {
+                                name,
+                                detail,
+                                rows: rows_from_spans(sp, MAX_ROWS),
+                                instants: inst,
+                            };
+                            (i, lane, hist, pts)
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        for (pid, t) in out.tasks {
-            tasks.entry(pid).or_insert(t);
-        }
-        for r in out.recs {
-            match r {
-                Rec::Span(li, s, e, l, a, a2) => {
-                    *kind_counts.entry("function-span").or_default() += 1;
-                    spans[kmap[li as usize]].push((s, e, lmap[l as usize], a, a2));
-                }
-                Rec::Instant(li, t, v, l, a) => {
-                    let l = lmap[l as usize];
-                    if li == EVENTS_LANE {
-                        event_instants.push(t, v, l, a);
-                    } else {
-                        *kind_counts
-                            .entry(if fault_labels[l as usize] {
-                                "dax-fault"
-                            } else {
-                                "tracepoint/kprobe"
-                            })
-                            .or_default() += 1;
-                        instants[kmap[li as usize]].push(t, v, l, a);
-                    }
-                }
-                Rec::Event(ev) => {
-                    *kind_counts.entry(ev.kind()).or_default() += 1;
-                    events.push(ev);
-                }
-                Rec::Warning(w) => warnings.push(w),
-            }
-        }
-    }
-    // memmap-init with durations were counted as spans; fix the count.
-    let mi = kind_counts.get("memmap-init").copied().unwrap_or(0);
-    if let Some(fs) = kind_counts.get_mut("function-span") {
-        let mi_spans = events
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    TraceEvent::MemmapInit {
-                        dur_ns: Some(_),
-                        ..
-                    }
-                )
-            })
-            .count() as u64;
-        *fs = fs.saturating_sub(mi_spans.min(mi));
-        if *fs == 0 {
-            kind_counts.remove("function-span");
-        }
-    }
-    // Fault statistics.
+        hs.into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let rows_done = std::time::Instant::now();
+    let mut built = built;
+    built.sort_by_key(|b| b.0);
     let mut fault_hist = memmap_model::hist::new_histogram();
     let mut fault_pts: Vec<(u64, u64)> = Vec::new();
-    for row in &instants {
-        for i in 0..row.len() {
-            if fault_labels[row.label[i] as usize] {
-                let v = row.value[i].clamp(
-                    memmap_model::hist::HIST_LOW_NS,
-                    memmap_model::hist::HIST_HIGH_NS,
-                );
-                let _ = fault_hist.record(v);
-                fault_pts.push((row.t[i], row.value[i]));
-            }
+    for (_, lane, h, pts) in built {
+        let _ = fault_hist.add(&h);
+        // Each lane's points are in time order: merge them.
+        if fault_pts.is_empty() {
+            fault_pts = pts;
+        } else if !pts.is_empty() {
+            fault_pts.extend(pts);
         }
+        lanes.push(lane);
     }
     fault_pts.sort_unstable();
     let fault_over_time = thin_max(&fault_pts, 20_000);
+    drop(fault_pts);
     let fault_hist = if fault_hist.is_empty() {
         None
     } else {
         Some(fault_hist)
     };
-    // Lanes, ordered by task name then pid then cpu.
-    let mut order: Vec<usize> = (0..lane_keys.len()).collect();
-    let lane_name = |k: (u32, u32)| {
-        format!(
-            "{}-{} cpu{}",
-            tasks.get(&k.0).map(String::as_str).unwrap_or("pid"),
-            k.0,
-            k.1
-        )
-    };
-    order.sort_by_key(|&i| (lane_name(lane_keys[i]), lane_keys[i]));
-    let mut spans: Vec<Option<Vec<_>>> = spans.into_iter().map(Some).collect();
-    let mut instants: Vec<Option<InstantRow>> = instants.into_iter().map(Some).collect();
-    let mut lanes = Vec::new();
-    if !event_instants.is_empty() {
-        lanes.push(Lane {
-            name: "events".into(),
-            rows: Vec::new(),
-            instants: event_instants,
-        });
-    }
-    // Build the rows of each lane in parallel.
-    let built: Vec<Lane> = {
-        let jobs: Vec<(String, Vec<_>, InstantRow)> = order
-            .iter()
-            .map(|&i| {
-                (
-                    lane_name(lane_keys[i]),
-                    spans[i].take().unwrap_or_default(),
-                    instants[i].take().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let n_threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let per = jobs.len().div_ceil(n_threads).max(1);
-        let mut jobs = jobs;
-        let mut groups: Vec<Vec<(String, Vec<_>, InstantRow)>> = Vec::new();
-        while !jobs.is_empty() {
-            let rest = jobs.split_off(per.min(jobs.len()));
-            groups.push(jobs);
-            jobs = rest;
-        }
-        std::thread::scope(|s| {
-            let hs: Vec<_> = groups
-                .into_iter()
-                .map(|g| {
-                    s.spawn(move || {
-                        g.into_iter()
-                            .map(|(name, sp, mut inst)| {
-                                inst.finish();
-                                Lane {
-                                    name,
-                                    rows: rows_from_spans(sp, MAX_ROWS),
-                                    instants: inst,
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
-    lanes.extend(built);
     let mut timeline = Timeline {
         lanes,
         labels: labels.list,
@@ -951,16 +1440,33 @@ fn build_trace(header: TraceHeader, outs: Vec<ChunkOut>) -> Result<TraceDoc, Loa
         ..Default::default()
     };
     timeline.finish();
-    // Layouts of recorded namespaces and hot-added memory blocks.
-    let (layouts, layout_errors) = trace_layouts(&events);
-    let (progress, memmap_pages, memmap_busy_ns) = trace_progress(&events, timeline.t_min);
+    // Layouts of the recorded namespaces and hot-plugged memory.
+    let mut trace = Trace {
+        header,
+        events,
+        warnings: Vec::new(),
+    };
+    let task_names: HashMap<u32, String> = tasks
+        .iter()
+        .filter(|(k, _)| k.1 == ANY_CPU)
+        .map(|(k, (_, n))| (k.0, n.clone()))
+        .collect();
+    let memmap_ranges = memmap_ranges(&trace.events, &task_names);
+    let (layouts, layout_errors, layout_note) = trace_layouts(&trace, &memmap_ranges);
+    let (progress, memmap_pages, memmap_busy_ns) = trace_progress(&trace.events, timeline.t_min);
     let mut kind_counts: Vec<(String, u64)> = kind_counts
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     kind_counts.sort();
+    let events = std::mem::take(&mut trace.events);
+    let load_phases = vec![
+        ("merge", (rows_at - merge_started).as_secs_f64()),
+        ("rows", (rows_done - rows_at).as_secs_f64()),
+        ("rest", rows_done.elapsed().as_secs_f64()),
+    ];
     Ok(TraceDoc {
-        header,
+        header: trace.header,
         timeline,
         events,
         kind_counts,
@@ -969,9 +1475,12 @@ fn build_trace(header: TraceHeader, outs: Vec<ChunkOut>) -> Result<TraceDoc, Loa
         fault_over_time,
         layouts,
         layout_errors,
+        memmap_ranges,
+        layout_note,
         progress,
         memmap_pages,
         memmap_busy_ns,
+        load_phases,
     })
 }
 
@@ -987,76 +1496,149 @@ pub fn thin_max(pts: &[(u64, u64)], max: usize) -> Vec<[f64; 2]> {
         .collect()
 }
 
-fn trace_layouts(events: &[TraceEvent]) -> (Vec<RangeLayout>, Vec<String>) {
-    let params = LayoutParams::linux_6_1();
-    let mut layouts = Vec::new();
-    let mut errors = Vec::new();
+/// The pfn ranges of memmap-init events, merged per (start, pages).
+fn memmap_ranges(events: &[TraceEvent], tasks: &HashMap<u32, String>) -> Vec<MemmapRange> {
+    let mut out: Vec<MemmapRange> = Vec::new();
     for e in events {
-        if let TraceEvent::Namespace {
-            name,
-            mode,
-            map,
-            size_bytes,
-            align_bytes,
-            start_phys,
-            node,
+        if let TraceEvent::MemmapInit {
+            t_ns,
+            dur_ns,
+            func,
+            start_pfn,
+            nr_pages,
+            task,
+            pid,
+            ..
         } = e
         {
-            let spec = NamespaceSpec {
-                name: name.clone(),
-                size_bytes: *size_bytes,
-                mode: *mode,
-                map: *map,
-                align_bytes: *align_bytes,
-                node: *node,
-                start_phys: *start_phys,
-            };
-            match namespace_layout(&spec, &params) {
-                Ok(l) => layouts.push(l),
-                Err(err) => errors.push(format!("namespace {name}: {err}")),
-            }
-        }
-    }
-    // Hot-added memory: contiguous runs of memory blocks above the namespaces, only when
-    // the trace has no namespaces (a hotplug recording).
-    if layouts.is_empty() {
-        let mut blocks: Vec<(u64, u64, u32)> = events
-            .iter()
-            .filter_map(|e| match e {
-                TraceEvent::MemoryBlock {
-                    phys_start,
-                    size_bytes,
-                    node,
-                    ..
-                } => Some((*phys_start, *size_bytes, node.unwrap_or(0))),
-                _ => None,
-            })
-            .collect();
-        blocks.sort_unstable();
-        // The first contiguous run is boot memory; later runs (after a hole) were hot-added.
-        let mut runs: Vec<(u64, u64, u32)> = Vec::new();
-        for (s, sz, n) in blocks {
-            match runs.last_mut() {
-                Some(r) if r.0 + r.1 == s && r.2 == n => r.1 += sz,
-                _ => runs.push((s, sz, n)),
-            }
-        }
-        if runs.len() > 1 {
-            for (i, (s, sz, n)) in runs.into_iter().enumerate().skip(1) {
-                let spec = HotplugSpec {
-                    name: format!("hotplug{i}"),
-                    start_phys: s,
-                    size_bytes: sz,
-                    node: n,
-                };
-                match hotplug_layout(&spec, &params) {
-                    Ok(l) => layouts.push(l),
-                    Err(err) => errors.push(format!("memory blocks at {s:#x}: {err}")),
+            let dur = dur_ns.unwrap_or(0);
+            match out
+                .iter_mut()
+                .find(|r| r.start_pfn == *start_pfn && r.nr_pages == *nr_pages)
+            {
+                Some(r) => {
+                    if !r.funcs.contains(func) {
+                        r.funcs.push(func.clone());
+                    }
+                    r.max_dur_ns = r.max_dur_ns.max(dur);
+                }
+                None => {
+                    let name = tasks
+                        .get(pid)
+                        .cloned()
+                        .filter(|_| task.is_empty())
+                        .unwrap_or_else(|| task.clone());
+                    out.push(MemmapRange {
+                        start_pfn: *start_pfn,
+                        nr_pages: *nr_pages,
+                        funcs: vec![func.clone()],
+                        task: format!("{name}-{pid}"),
+                        first_t_ns: *t_ns,
+                        max_dur_ns: dur,
+                    })
                 }
             }
         }
     }
-    (layouts, errors)
+    out.sort_by_key(|r| (r.start_pfn, r.nr_pages));
+    out
+}
+
+/// Layouts of the trace's namespaces and hot-plugged ranges, as the replay would lay
+/// them out (`Trace::to_scenario`): namespaces from namespace events (a recording
+/// writes them in its opening and its closing snapshot), hot-plugged memory from the
+/// memory blocks that appear in the closing snapshot only. Without either, a note says
+/// what the trace does have.
+fn trace_layouts(
+    trace: &Trace,
+    ranges: &[MemmapRange],
+) -> (Vec<RangeLayout>, Vec<String>, Option<String>) {
+    let mut errors = Vec::new();
+    let Some(scenario) = trace.to_scenario("trace") else {
+        return (Vec::new(), errors, Some(no_layout_note(trace, ranges)));
+    };
+    match scenario.layouts("trace", 1.0) {
+        Ok(l) => return (l, errors, None),
+        Err(e) => errors.push(e.to_string()),
+    }
+    // The ranges together do not pass the scenario checks: lay each out on its own.
+    let mut layouts = Vec::new();
+    let params = scenario.kernel.clone();
+    if let Ok(specs) = scenario.namespace_specs("trace", 1.0) {
+        for spec in specs {
+            match namespace_layout(&spec, &params) {
+                Ok(l) => layouts.push(l),
+                Err(err) => errors.push(format!("namespace {}: {err}", spec.name)),
+            }
+        }
+    }
+    if let Ok(specs) = scenario.hotplug_specs("trace", 1.0) {
+        for spec in specs {
+            match hotplug_layout(&spec, &params) {
+                Ok(l) => layouts.push(l),
+                Err(err) => errors.push(format!("memory at {:#x}: {err}", spec.start_phys)),
+            }
+        }
+    }
+    (layouts, errors, None)
+}
+
+/// Why there is nothing to lay out, from what the trace recorded.
+fn no_layout_note(trace: &Trace, ranges: &[MemmapRange]) -> String {
+    let stopped = trace.events.iter().any(|e| {
+        matches!(e, TraceEvent::Mark { text, .. } if text == "memmap-collect: recording stopped")
+    });
+    let blocks = trace
+        .events
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::MemoryBlock { .. }))
+        .count();
+    let mut s = String::from("No namespace event and no hot-plugged memory in this trace");
+    if blocks > 0 {
+        s.push_str(&format!(
+            " ({blocks} memory-block events, all of memory present when the recording started)"
+        ));
+    }
+    s.push('.');
+    if ranges.is_empty() {
+        s.push_str(" It has no memmap-init events either: nothing to lay out.");
+        return s;
+    }
+    let ps = memmap_model::layout::LayoutParams::linux_6_1().page_size;
+    for r in ranges {
+        s.push_str(&format!(
+            "\nmemmap-init ({}) by {} initialised pfn {:#x}..{:#x} ({} pages, {} at {:#x}).",
+            r.funcs.join(", "),
+            r.task,
+            r.start_pfn,
+            r.start_pfn + r.nr_pages,
+            r.nr_pages,
+            fmt_bytes(r.nr_pages * ps),
+            r.start_pfn * ps
+        ));
+    }
+    let destroyed: Vec<&str> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Mark { text, .. } if text.contains("destroy") => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    s.push_str(if stopped {
+        "\nNo namespace survived to the closing snapshot (taken after \"memmap-collect: recording stopped\"), so the range's namespace, mode and map are not recorded"
+    } else {
+        "\nThe trace has no closing snapshot and no namespace event, so the range's namespace, mode and map are not recorded"
+    });
+    if destroyed.is_empty() {
+        s.push('.');
+    } else {
+        s.push_str(&format!(
+            ": the recording destroyed it (mark \"{}\").",
+            destroyed.join("\", \"")
+        ));
+    }
+    s
 }
 
 fn trace_progress(events: &[TraceEvent], t0: u64) -> (Progress, u64, u64) {
@@ -1150,4 +1732,62 @@ pub fn fmt_bytes(b: u64) -> String {
 /// Is this lane a fault thread of a replay?
 pub fn is_fault_role(r: ThreadRole) -> bool {
     r == ThreadRole::Fault
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(line: &str) {
+        let a = flat_line(line);
+        let b = serde_json::from_str::<FastLine>(line).ok();
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                assert_eq!(a.kind, b.kind, "{line}");
+                assert_eq!(
+                    (a.t_ns, a.dur_ns, a.pid, a.cpu),
+                    (b.t_ns, b.dur_ns, b.pid, b.cpu)
+                );
+                assert_eq!(
+                    (a.func, a.task, a.name, a.probe),
+                    (b.func, b.task, b.name, b.probe)
+                );
+                assert_eq!((a.pmd, a.address, a.result), (b.pmd, b.address, b.result));
+                assert_eq!((a.start_pfn, a.nr_pages), (b.start_pfn, b.nr_pages));
+            }
+            (Some(_), None) => panic!("the fast path accepts what serde rejects: {line}"),
+            (None, _) => {}
+        }
+    }
+
+    #[test]
+    fn flat_lines_read_like_serde() {
+        for line in [
+            r#"{"kind":"function-span","t_ns":1000000000,"dur_ns":24989,"func":"memmap_init_zone_device","task":"kworker/u32:0","pid":100,"cpu":0}"#,
+            r#"{"kind":"dax-fault","t_ns":5,"dur_ns":null,"pmd":true,"pid":1,"cpu":2,"address":140,"pgoff":3,"result":"NOPAGE"}"#,
+            r#" { "kind" : "memmap-init" , "t_ns" : 0 , "start_pfn": 18446744073709551615 } "#,
+            r#"{"kind":"tracepoint","t_ns":1,"name":"sched:sched_switch","task":"sh","pid":1,"cpu":0,"fields":{"prev_comm":"sh"}}"#,
+            r#"{"kind":"function-span","t_ns":1.5}"#,
+            r#"{"kind":"function-span","t_ns":"1"}"#,
+            r#"{"kind":"function-span","task":"a\"b"}"#,
+            r#"{"kind":"function-span","task":"a\u00e9"}"#,
+            r#"{"kind":"function-span","pid":4294967296}"#,
+            r#"{"kind":"function-span","t_ns":-1}"#,
+            r#"{"kind":"function-span","t_ns":01}"#,
+            r#"{"kind":"function-span"} x"#,
+            r#"{"t_ns":1}"#,
+            r#"{"kind":"x","kind":"y"}"#,
+            r#"{"kind":"x",}"#,
+            r#"{"kind":"x""#,
+            r#"{"kind":"x","t_ns":18446744073709551616}"#,
+            r#"{}"#,
+        ] {
+            same(line);
+        }
+        assert!(flat_line(
+            r#"{"kind":"function-span","t_ns":1,"dur_ns":2,"func":"f","task":"t","pid":1,"cpu":0}"#
+        )
+        .is_some());
+        assert!(flat_line(r#"{"kind":"tracepoint","fields":{}}"#).is_none());
+    }
 }

@@ -3,6 +3,30 @@
 //! pixel column of any zoom level is summarised in O(log n) without touching the
 //! items inside it.
 
+/// First index in `v[from..to]` whose value is not below `t` (`v` sorted), found by
+/// galloping from `from`: O(log d) for an answer d items ahead, so walking a row
+/// pixel column by pixel column stays local instead of bisecting the whole row.
+pub fn gallop_lower_bound(v: &[u64], from: usize, to: usize, t: u64) -> usize {
+    if from >= to || v[from] >= t {
+        return from;
+    }
+    // v[lo] < t
+    let mut lo = from;
+    let mut step = 1;
+    loop {
+        let probe = lo + step;
+        if probe >= to {
+            break;
+        }
+        if v[probe] >= t {
+            return lo + 1 + v[lo + 1..probe].partition_point(|&x| x < t);
+        }
+        lo = probe;
+        step *= 2;
+    }
+    lo + 1 + v[lo + 1..to].partition_point(|&x| x < t)
+}
+
 /// Arg-max pyramid over a value array: level k holds, for each block of 2^k
 /// consecutive items, the index of the largest value. `max_in(i, j)` combines at
 /// most 2·log2(n) blocks.
@@ -38,40 +62,213 @@ impl MaxPyramid {
     }
 
     /// Index of the largest value in `values[i..j]` (first one on ties), None if empty.
+    /// Walks left to right over the largest aligned blocks that fit: at most
+    /// 2·log2(j - i) blocks, each found in O(1) (the block size is the smaller of i's
+    /// alignment and the room left).
     pub fn argmax(&self, values: &[u64], mut i: usize, j: usize) -> Option<usize> {
         if i >= j {
             return None;
         }
-        let mut best: Option<usize> = None;
-        let take = |k: usize, best: &mut Option<usize>| match *best {
-            Some(b) if values[b] >= values[k] => {}
-            _ => *best = Some(k),
-        };
+        let top = self.levels.len();
+        let mut best = i;
+        let mut best_v = values[i];
         while i < j {
-            // Largest aligned block starting at i that fits in [i, j).
-            let mut level = 0usize; // block size 2^level
-            while level < self.levels.len() + 1 {
-                let size = 1usize << (level + 1);
-                if i.is_multiple_of(size) && i + size <= j && level < self.levels.len() {
-                    level += 1;
-                } else {
-                    break;
-                }
-            }
-            if level == 0 {
-                take(i, &mut best);
-                i += 1;
+            let room = (usize::BITS - 1 - (j - i).leading_zeros()) as usize;
+            let align = (i.trailing_zeros() as usize).min(usize::BITS as usize - 1);
+            let level = room.min(align).min(top);
+            let k = if level == 0 {
+                i
             } else {
-                let idx = self.levels[level - 1][i >> level] as usize;
-                take(idx, &mut best);
-                i += 1 << level;
+                self.levels[level - 1][i >> level] as usize
+            };
+            let v = values[k];
+            if v > best_v {
+                best = k;
+                best_v = v;
             }
+            i += 1 << level;
         }
-        best
+        Some(best)
     }
 
     pub fn heap_bytes(&self) -> usize {
         self.levels.iter().map(|l| l.capacity() * 4).sum()
+    }
+}
+
+/// Time buckets of a row at zoom levels 4× apart, so that a zoomed-out frame sums a
+/// few buckets per pixel column instead of searching the items: level k has buckets of
+/// 2^(shift0 + 2k) ns from `origin`; each bucket holds the time spans overlap it (or the
+/// number of instants in it) and the largest duration / value with its label.
+#[derive(Clone, Debug, Default)]
+pub struct Mip {
+    pub origin: u64,
+    pub shift0: u32,
+    pub levels: Vec<MipLevel>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MipLevel {
+    /// Busy ns (span rows) or item count (instant rows) per bucket.
+    pub sum: Vec<u64>,
+    /// Largest duration / value in the bucket and its label (`NO_LABEL` if empty).
+    pub max: Vec<u64>,
+    pub label: Vec<u32>,
+}
+
+pub const NO_LABEL: u32 = u32::MAX;
+
+/// What one pixel column aggregates from the buckets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bucket {
+    pub sum: u64,
+    pub max: u64,
+    pub label: u32,
+}
+
+impl Mip {
+    /// Level-0 buckets at least as wide as the mean distance between items, so there
+    /// are at most as many buckets as items (all levels: 4/3 of that).
+    fn new(origin: u64, end: u64, n: usize) -> (Mip, usize) {
+        let range = end.saturating_sub(origin).max(1);
+        let want = (range / n.max(1) as u64).max(1);
+        // Round up to a power of two: at most n buckets.
+        let shift0 = if want <= 1 {
+            0
+        } else {
+            64 - (want - 1).leading_zeros()
+        };
+        let nb = ((range >> shift0) + 1) as usize;
+        let level = MipLevel {
+            sum: vec![0; nb],
+            max: vec![0; nb],
+            label: vec![NO_LABEL; nb],
+        };
+        (
+            Mip {
+                origin,
+                shift0,
+                levels: vec![level],
+            },
+            nb,
+        )
+    }
+
+    fn take(level: &mut MipLevel, b: usize, v: u64, label: u32) {
+        if level.label[b] == NO_LABEL || v > level.max[b] {
+            level.max[b] = v;
+            level.label[b] = label;
+        }
+    }
+
+    /// Build the coarser levels from level 0.
+    fn build_up(&mut self) {
+        while self.levels.last().is_some_and(|l| l.sum.len() > 4) {
+            let prev = self.levels.last().expect("a level");
+            let n = prev.sum.len().div_ceil(4);
+            let mut next = MipLevel {
+                sum: Vec::with_capacity(n),
+                max: Vec::with_capacity(n),
+                label: Vec::with_capacity(n),
+            };
+            for c in 0..n {
+                let (a, b) = (c * 4, (c * 4 + 4).min(prev.sum.len()));
+                next.sum.push(prev.sum[a..b].iter().sum());
+                let mut m = 0;
+                let mut l = NO_LABEL;
+                for k in a..b {
+                    if prev.label[k] != NO_LABEL && (l == NO_LABEL || prev.max[k] > m) {
+                        m = prev.max[k];
+                        l = prev.label[k];
+                    }
+                }
+                next.max.push(m);
+                next.label.push(l);
+            }
+            self.levels.push(next);
+        }
+    }
+
+    /// Disjoint spans, sorted by start.
+    pub fn of_spans(start: &[u64], end: &[u64], label: &[u32]) -> Mip {
+        let (Some(&origin), Some(&last)) = (start.first(), end.iter().max()) else {
+            return Mip::default();
+        };
+        let (mut mip, nb) = Mip::new(origin, last, start.len());
+        let shift = mip.shift0;
+        let l0 = &mut mip.levels[0];
+        for i in 0..start.len() {
+            let (s, e) = (start[i] - origin, end[i] - origin);
+            let dur = e - s;
+            let b0 = (s >> shift) as usize;
+            let b1 = ((e.max(s + 1) - 1) >> shift) as usize;
+            for b in b0..=b1.min(nb - 1) {
+                let bs = (b as u64) << shift;
+                let be = bs + (1u64 << shift);
+                l0.sum[b] += e.min(be).saturating_sub(s.max(bs));
+                Mip::take(l0, b, dur, label[i]);
+            }
+        }
+        mip.build_up();
+        mip
+    }
+
+    /// Instants sorted by time, with their values.
+    pub fn of_instants(t: &[u64], value: &[u64], label: &[u32]) -> Mip {
+        let (Some(&origin), Some(&last)) = (t.first(), t.last()) else {
+            return Mip::default();
+        };
+        let (mut mip, nb) = Mip::new(origin, last, t.len());
+        let shift = mip.shift0;
+        let l0 = &mut mip.levels[0];
+        for i in 0..t.len() {
+            let b = (((t[i] - origin) >> shift) as usize).min(nb - 1);
+            l0.sum[b] += 1;
+            Mip::take(l0, b, value[i], label[i]);
+        }
+        mip.build_up();
+        mip
+    }
+
+    /// The coarsest level whose buckets are at most `ns_per_px` wide, with its bucket
+    /// width as a shift; None when even level 0 is coarser (zoomed in: use the items).
+    pub fn level_for(&self, ns_per_px: f64) -> Option<(&MipLevel, u32)> {
+        let mut found = None;
+        for (k, l) in self.levels.iter().enumerate() {
+            let shift = self.shift0 + 2 * k as u32;
+            if shift >= 63 || (1u64 << shift) as f64 > ns_per_px {
+                break;
+            }
+            found = Some((l, shift));
+        }
+        found
+    }
+
+    /// Sum and largest item of the buckets starting in [t0, t1) of a level.
+    pub fn range(&self, level: &MipLevel, shift: u32, t0: u64, t1: u64) -> Bucket {
+        let n = level.sum.len();
+        let b0 = ((t0.saturating_sub(self.origin) >> shift) as usize).min(n);
+        let b1 = ((t1.saturating_sub(self.origin) >> shift) as usize).min(n);
+        let mut out = Bucket {
+            sum: 0,
+            max: 0,
+            label: NO_LABEL,
+        };
+        for b in b0..b1 {
+            out.sum += level.sum[b];
+            if level.label[b] != NO_LABEL && (out.label == NO_LABEL || level.max[b] > out.max) {
+                out.max = level.max[b];
+                out.label = level.label[b];
+            }
+        }
+        out
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.levels
+            .iter()
+            .map(|l| l.sum.capacity() * 8 + l.max.capacity() * 8 + l.label.capacity() * 4)
+            .sum()
     }
 }
 
@@ -90,6 +287,7 @@ pub struct SpanRow {
     pub busy_prefix: Vec<u64>,
     dur: Vec<u64>,
     pyramid: MaxPyramid,
+    pub mip: Mip,
 }
 
 impl SpanRow {
@@ -125,6 +323,7 @@ impl SpanRow {
             self.busy_prefix.push(acc);
         }
         self.pyramid = MaxPyramid::build(&self.dur);
+        self.mip = Mip::of_spans(&self.start, &self.end, &self.label);
     }
 
     pub fn dur(&self, i: usize) -> u64 {
@@ -178,6 +377,7 @@ impl SpanRow {
             + self.busy_prefix.capacity() * 8
             + self.dur.capacity() * 8
             + self.pyramid.heap_bytes()
+            + self.mip.heap_bytes()
     }
 }
 
@@ -190,6 +390,7 @@ pub struct InstantRow {
     pub label: Vec<u32>,
     pub aux: Vec<u64>,
     pyramid: MaxPyramid,
+    pub mip: Mip,
 }
 
 impl InstantRow {
@@ -202,6 +403,21 @@ impl InstantRow {
 
     pub fn len(&self) -> usize {
         self.t.len()
+    }
+
+    /// Move the items of `other` to the end (call `finish` afterwards).
+    pub fn append(&mut self, mut other: InstantRow) {
+        if self.t.is_empty() {
+            self.t = other.t;
+            self.value = other.value;
+            self.label = other.label;
+            self.aux = other.aux;
+            return;
+        }
+        self.t.append(&mut other.t);
+        self.value.append(&mut other.value);
+        self.label.append(&mut other.label);
+        self.aux.append(&mut other.aux);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -218,6 +434,7 @@ impl InstantRow {
             self.aux = idx.iter().map(|&i| self.aux[i]).collect();
         }
         self.pyramid = MaxPyramid::build(&self.value);
+        self.mip = Mip::of_instants(&self.t, &self.value, &self.label);
     }
 
     pub fn first_at(&self, t: u64) -> usize {
@@ -234,6 +451,7 @@ impl InstantRow {
             + self.label.capacity() * 4
             + self.aux.capacity() * 8
             + self.pyramid.heap_bytes()
+            + self.mip.heap_bytes()
     }
 }
 
@@ -300,6 +518,53 @@ mod tests {
             assert_eq!(values[got], values[want], "{i}..{j}");
         }
         assert_eq!(p.argmax(&values, 5, 5), None);
+    }
+
+    #[test]
+    fn mip_buckets_sum_busy_time_and_keep_the_longest() {
+        let rows = rows_from_spans(
+            vec![
+                (0, 100, 0, 0, 0),
+                (150, 160, 1, 0, 0),
+                (1000, 1400, 2, 0, 0),
+            ],
+            1,
+        );
+        let r = &rows[0];
+        let m = &r.mip;
+        // Every level holds all the busy time.
+        for l in &m.levels {
+            assert_eq!(l.sum.iter().sum::<u64>(), 100 + 10 + 400);
+        }
+        let (l, shift) = m.level_for(1e9).unwrap();
+        let all = m.range(l, shift, 0, u64::MAX);
+        assert_eq!((all.sum, all.max, all.label), (510, 400, 2));
+        assert!(
+            m.level_for(0.5).is_none(),
+            "finer than level 0: use the items"
+        );
+        let inst = {
+            let mut i = InstantRow::default();
+            for (t, v) in [(5, 1), (6, 9), (700, 3)] {
+                i.push(t, v, v as u32, 0);
+            }
+            i.finish();
+            i
+        };
+        let (l, shift) = inst.mip.level_for(1e9).unwrap();
+        let b = inst.mip.range(l, shift, 0, u64::MAX);
+        assert_eq!((b.sum, b.max, b.label), (3, 9, 9));
+    }
+
+    #[test]
+    fn gallop_matches_partition_point() {
+        let v: Vec<u64> = (0..500u64).map(|i| i * 3 + (i % 7)).collect();
+        for from in [0, 1, 17, 250, 499, 500] {
+            for t in [0, 1, 5, 100, 700, 1400, 2000] {
+                let want = from + v[from..].partition_point(|&x| x < t);
+                assert_eq!(gallop_lower_bound(&v, from, v.len(), t), want, "{from} {t}");
+            }
+        }
     }
 
     #[test]

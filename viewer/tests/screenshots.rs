@@ -68,13 +68,15 @@ fn cases() -> Vec<Case> {
         },
         // Real traces recorded by memmap-collect in the QEMU testbed (traces/real/testbed/).
         Case {
-            // fsdax namespace creation: function_graph spans, tracepoints, uevents.
+            // fsdax namespace creation: function_graph spans, tracepoints, uevents; lanes
+            // named task-pid.
             name: "fsdax-mem",
             files: vec![testbed.join("fsdax-mem.jsonl")],
             views: &["timeline"],
         },
         Case {
-            // 16 GiB namespace and 1 GiB pc-dimm hotplug: the namespace layout.
+            // 16 GiB namespace and 1 GiB pc-dimm hotplug: the namespace and the
+            // hot-plugged range.
             name: "hotplug-1g",
             files: vec![testbed.join("hotplug-1g.jsonl")],
             views: &["layout"],

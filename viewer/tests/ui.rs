@@ -5,6 +5,8 @@
 //!   memmap-replay run qemu-16g --strategy duyck --repeat 3 --scale 0.25 -o qemu16g-duyck.run.json
 //!   memmap-collect import --format ftrace collector/tests/corpus/ftrace-fgraph-hotplug-1G-add-online.txt -o ftrace-fgraph-hotplug-1G-add-online.trace.jsonl
 //!   memmap-collect import --format ftrace collector/tests/corpus/ftrace-fs_dax-ext4.excerpt.txt -o ftrace-fs_dax-ext4.excerpt.trace.jsonl
+//!
+//! and real recordings of the QEMU testbed (traces/real/testbed/, `memmap-collect record`).
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -21,6 +23,12 @@ const RUN_A: &str = "qemu16g-williams-async.run.json";
 const RUN_B: &str = "qemu16g-duyck.run.json";
 const TRACE_HOTPLUG: &str = "ftrace-fgraph-hotplug-1G-add-online.trace.jsonl";
 const TRACE_FAULTS: &str = "ftrace-fs_dax-ext4.excerpt.trace.jsonl";
+
+fn testbed(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../traces/real/testbed")
+        .join(name)
+}
 
 fn harness(app: ViewerApp) -> Harness<'static, ViewerApp> {
     Harness::builder()
@@ -136,4 +144,85 @@ fn a_bad_file_shows_its_line_and_the_rest_stays_open() {
         "the good file stays open"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Lane names of the active trace's timeline (the timeline paints them, so they are
+/// not in the accessibility tree).
+fn lane_names(h: &Harness<'_, ViewerApp>) -> Vec<String> {
+    let app = h.state();
+    match &app.files[app.active].doc {
+        memmap_viewer::data::Doc::Trace(t) => {
+            t.timeline.lanes.iter().map(|l| l.name.clone()).collect()
+        }
+        memmap_viewer::data::Doc::Run(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_real_testbed_recording_fsdax_dev() {
+    // `memmap-collect record` around `ndctl create-namespace -m fsdax -M dev` in the
+    // QEMU testbed: the namespace is in the closing snapshot only.
+    let mut app = ViewerApp::default();
+    app.follow = false;
+    app.open_sync(&testbed("fsdax-dev.jsonl"));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    let mut h = harness(app);
+    h.run_steps(2);
+    assert!(has_label(&h, "trace (live)"));
+    assert!(has_label(&h, "6.1.0-56-amd64"), "kernel release");
+    assert!(has_label(&h, "layout namespace0.0"));
+    assert!(has_label(&h, "fsdax namespace, map=dev"));
+    h.get_by_label("Timeline").click();
+    h.run_steps(2);
+    assert!(has_label(&h, "lanes,"));
+    let lanes = lane_names(&h);
+    assert!(
+        lanes.iter().any(|l| l.starts_with("ndctl-")),
+        "a lane named after ndctl: {lanes:?}"
+    );
+    assert!(
+        lanes.iter().all(|l| !l.starts_with('-')),
+        "every lane has a task name: {lanes:?}"
+    );
+    h.get_by_label("Layout").click();
+    h.run_steps(2);
+    assert!(has_label(&h, "namespace0.0: pfn 0x100000..0x4ff000"));
+    assert!(has_label(&h, "no memory block devices (ZONE_DEVICE)"));
+    // The kprobe range of memmap_init_zone_device is the computed one.
+    assert!(has_label(&h, "memmap_init_zone_device"));
+    assert!(has_label(&h, "the computed range"));
+}
+
+#[test]
+fn a_recording_whose_namespace_was_destroyed_says_so() {
+    // fsdax-mem.jsonl: create, then destroy the namespace within the recording.
+    let mut app = ViewerApp::default();
+    app.follow = false;
+    app.open_sync(&testbed("fsdax-mem.jsonl"));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    app.view = View::Layout;
+    let mut h = harness(app);
+    h.run_steps(2);
+    assert!(has_label(&h, "No namespace event"));
+    assert!(has_label(
+        &h,
+        "by ndctl-165 initialised pfn 0x100000..0x4ff000"
+    ));
+    assert!(has_label(&h, "destroy namespace0.0"));
+}
+
+#[test]
+fn hot_plugged_memory_of_a_recording_is_laid_out() {
+    // hotplug-1g.jsonl: a 16 GiB namespace and 1 GiB of pc-dimm memory hot-plugged
+    // during the recording (memory blocks new in the closing snapshot).
+    let mut app = ViewerApp::default();
+    app.follow = false;
+    app.open_sync(&testbed("hotplug-1g.jsonl"));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    app.view = View::Layout;
+    let mut h = harness(app);
+    h.run_steps(2);
+    assert!(has_label(&h, "namespace0.0: pfn"));
+    assert!(has_label(&h, "hotplug0: pfn"));
+    assert!(has_label(&h, "8 memory blocks of 128 MiB"));
 }

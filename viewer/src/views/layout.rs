@@ -1,9 +1,9 @@
 //! Layout: a map of each namespace / hot-added range by pfn: extents coloured by
 //! role, and the section, sub-section, memory-block and vmemmap-block grids.
 
-use crate::data::fmt_bytes;
+use crate::data::{fmt_bytes, fmt_ns, MemmapRange, TraceDoc};
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui, Vec2};
-use memmap_model::layout::{RangeLayout, Role, VmemmapBacking};
+use memmap_model::layout::{PageKind, RangeLayout, Role, VmemmapBacking};
 
 pub fn role_color(r: Role) -> Color32 {
     match r {
@@ -37,11 +37,51 @@ const ROWS: [&str; 5] = [
     "vmemmap blocks",
 ];
 
-pub fn layout_ui(ui: &mut Ui, layouts: &[RangeLayout]) {
-    if layouts.is_empty() {
-        ui.label("No namespace or hot-added range in this file (a trace needs namespace or memory-block events).");
+/// What the summary and the memory-blocks row say about memory block devices: RAM
+/// gets one per memory block; ZONE_DEVICE memory (`pagemap_range` calls
+/// `arch_add_memory` directly) gets none.
+pub fn memory_blocks_text(l: &RangeLayout) -> String {
+    match l.kind {
+        PageKind::ZoneDevice => "no memory block devices (ZONE_DEVICE)".into(),
+        PageKind::SystemRam => format!(
+            "{} memory block{} of {}",
+            l.memory_blocks,
+            if l.memory_blocks == 1 { "" } else { "s" },
+            fmt_bytes(l.params.memory_block_size)
+        ),
+    }
+}
+
+/// The Layout view of a trace: its layouts, the memmap-init ranges it recorded, and
+/// when there is nothing to lay out, why.
+pub fn trace_layout_ui(ui: &mut Ui, doc: &TraceDoc) {
+    if let Some(note) = &doc.layout_note {
+        for (i, line) in note.lines().enumerate() {
+            if i == 0 {
+                ui.strong(line);
+            } else {
+                ui.label(line);
+            }
+        }
+    }
+    for e in &doc.layout_errors {
+        ui.colored_label(Color32::YELLOW, e);
+    }
+    if doc.layouts.is_empty() {
         return;
     }
+    layout_ui_with(ui, &doc.layouts, &doc.memmap_ranges);
+}
+
+pub fn layout_ui(ui: &mut Ui, layouts: &[RangeLayout]) {
+    if layouts.is_empty() {
+        ui.label("No namespace or hot-added range in this file.");
+        return;
+    }
+    layout_ui_with(ui, layouts, &[]);
+}
+
+fn layout_ui_with(ui: &mut Ui, layouts: &[RangeLayout], recorded: &[MemmapRange]) {
     ui.horizontal_wrapped(|ui| {
         for r in [
             Role::InfoBlock,
@@ -65,19 +105,36 @@ pub fn layout_ui(ui: &mut Ui, layouts: &[RangeLayout]) {
             for node in nodes {
                 ui.strong(format!("node {node}"));
                 for l in layouts.iter().filter(|l| l.node == node) {
-                    range_ui(ui, l);
+                    range_ui(ui, l, recorded);
                 }
             }
         });
 }
 
-fn range_ui(ui: &mut Ui, l: &RangeLayout) {
+fn range_ui(ui: &mut Ui, l: &RangeLayout, recorded: &[MemmapRange]) {
     let ps = l.params.page_size;
     ui.label(format!(
-        "{}: pfn {:#x}..{:#x} ({}), data {} pages, memmap {} ({} on device, {} in RAM), {} sections, {} sub-sections, {} memory blocks, {} vmemmap blocks",
+        "{}: pfn {:#x}..{:#x} ({}), data {} pages, memmap {} ({} on device, {} in RAM), {} sections, {} sub-sections, {}, {} vmemmap blocks",
         l.name, l.res_start_pfn, l.res_end_pfn(), fmt_bytes(l.res_pages * ps), l.data_pages, fmt_bytes(l.memmap_bytes),
-        fmt_bytes(l.memmap_bytes_device), fmt_bytes(l.memmap_bytes_ram), l.sections, l.subsections, l.memory_blocks, l.vmemmap_blocks.len()
+        fmt_bytes(l.memmap_bytes_device), fmt_bytes(l.memmap_bytes_ram), l.sections, l.subsections, memory_blocks_text(l), l.vmemmap_blocks.len()
     ));
+    // What the trace's memmap-init events saw on this range.
+    for r in recorded
+        .iter()
+        .filter(|r| r.start_pfn < l.res_end_pfn() && r.start_pfn + r.nr_pages > l.res_start_pfn)
+    {
+        let same = r.start_pfn == l.range_start_pfn && r.nr_pages == l.range_pages;
+        ui.label(format!(
+            "recorded: {} by {} on pfn {:#x}..{:#x} ({} pages, longest {}){}",
+            r.funcs.join(", "),
+            r.task,
+            r.start_pfn,
+            r.start_pfn + r.nr_pages,
+            r.nr_pages,
+            fmt_ns(r.max_dur_ns as f64),
+            if same { ", the computed range" } else { "" }
+        ));
+    }
     let row_h = 16.0;
     let name_w = 110.0;
     let w = ui.available_width().max(300.0);
@@ -116,7 +173,8 @@ fn range_ui(ui: &mut Ui, l: &RangeLayout) {
             role_color(e.role),
         );
     }
-    // Grids of sections, sub-sections and memory blocks (aligned, absolute).
+    // Grids of sections, sub-sections and memory blocks (aligned, absolute). ZONE_DEVICE
+    // memory has no memory block devices: the row says so instead of drawing a grid.
     let grids = [
         (1, l.params.section_pages()),
         (2, l.params.subsection_pages()),
@@ -124,6 +182,23 @@ fn range_ui(ui: &mut Ui, l: &RangeLayout) {
     ];
     for (row, unit) in grids {
         if unit == 0 {
+            continue;
+        }
+        if row == 3 && l.kind == PageKind::ZoneDevice {
+            let r = row_rect(row, start, end);
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(1.0, Color32::from_gray(90)),
+                egui::StrokeKind::Inside,
+            );
+            painter.text(
+                r.center(),
+                egui::Align2::CENTER_CENTER,
+                "none: ZONE_DEVICE memory gets no memory block devices",
+                egui::FontId::proportional(10.0),
+                Color32::from_gray(170),
+            );
             continue;
         }
         let first = start / unit;
@@ -200,6 +275,12 @@ fn hover_text(l: &RangeLayout, pfn: u64, row: usize) -> String {
             })
             .unwrap_or_else(|| format!("pfn {pfn:#x}")),
         1..=3 => {
+            if row == 3 && l.kind == PageKind::ZoneDevice {
+                return format!(
+                    "no memory block devices: ZONE_DEVICE memory is added by pagemap_range \
+                     with arch_add_memory, not create_memory_block_devices\npfn {pfn:#x}"
+                );
+            }
             let (name, unit) = match row {
                 1 => ("section", l.params.section_pages()),
                 2 => ("sub-section", l.params.subsection_pages()),

@@ -26,8 +26,8 @@ pub fn run_overview(ui: &mut Ui, doc: &RunDoc) {
         row(ui, "repeats", format!("{} of {} requested{}{}", r.repeats.len(), r.config.repeats_requested, if r.complete { "" } else { ", incomplete" }, if r.interrupted { ", interrupted" } else { "" }));
         for l in &r.layout {
             row(ui, &format!("layout {}", l.name), format!(
-                "node {}, {} data pages ({}), {} sections, {} sub-sections, {} memory blocks, {} vmemmap blocks, memmap {}",
-                l.node, l.data_pages, fmt_bytes(l.data_pages * l.params.page_size), l.sections, l.subsections, l.memory_blocks, l.vmemmap_blocks.len(), fmt_bytes(l.memmap_bytes)
+                "node {}, {} data pages ({}), {} sections, {} sub-sections, {}, {} vmemmap blocks, memmap {}",
+                l.node, l.data_pages, fmt_bytes(l.data_pages * l.params.page_size), l.sections, l.subsections, crate::views::layout::memory_blocks_text(l), l.vmemmap_blocks.len(), fmt_bytes(l.memmap_bytes)
             ));
         }
     });
@@ -123,13 +123,23 @@ pub fn trace_overview(ui: &mut Ui, doc: &TraceDoc) {
                     ui,
                     &format!("layout {}", l.name),
                     format!(
-                        "{} data pages, {} sections, {} memory blocks, memmap {}",
+                        "{}, node {}, pfn {:#x}..{:#x} ({}), {} data pages, {} sections, {}, memmap {}",
+                        describe_range(l),
+                        l.node,
+                        l.res_start_pfn,
+                        l.res_end_pfn(),
+                        fmt_bytes(l.res_pages * l.params.page_size),
                         l.data_pages,
                         l.sections,
-                        l.memory_blocks,
+                        crate::views::layout::memory_blocks_text(l),
                         fmt_bytes(l.memmap_bytes)
                     ),
                 );
+            }
+            if doc.layouts.is_empty() {
+                if let Some(note) = &doc.layout_note {
+                    row(ui, "layout", note.lines().next().unwrap_or_default());
+                }
             }
             if doc.memmap_pages > 0 {
                 row(
@@ -162,5 +172,14 @@ pub fn trace_overview(ui: &mut Ui, doc: &TraceDoc) {
     }
     for w in doc.warnings.iter().chain(&doc.layout_errors) {
         ui.colored_label(egui::Color32::YELLOW, w);
+    }
+}
+
+/// "fsdax namespace, map=dev" / "hot-plugged RAM".
+fn describe_range(l: &memmap_model::layout::RangeLayout) -> String {
+    match (&l.namespace, &l.hotplug) {
+        (Some(ns), _) => format!("{:?} namespace, map={:?}", ns.mode, ns.map).to_lowercase(),
+        (None, Some(_)) => "hot-plugged RAM".into(),
+        _ => "range".into(),
     }
 }

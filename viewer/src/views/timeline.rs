@@ -8,7 +8,7 @@
 //! Home/F fit, +/- zoom, ←/→ pan, Esc clears the selection.
 
 use crate::data::{fmt_ns, Timeline};
-use crate::lod::{InstantRow, SpanRow};
+use crate::lod::{gallop_lower_bound, InstantRow, SpanRow, NO_LABEL};
 use egui::{Color32, Mesh, Pos2, Rect, Sense, Stroke, Ui, Vec2};
 
 pub const LANE_NAME_W: f32 = 170.0;
@@ -26,6 +26,17 @@ pub struct TimelineState {
     pub hover_text: Option<String>,
     /// Cached statistics of the selection.
     sel_cache: Option<((f64, f64), Vec<LaneStats>)>,
+    /// Where the last frame's time went (for `examples/bench_view.rs`).
+    pub profile: FrameProfile,
+}
+
+/// Time spent in the last frame's phases of the timeline, in seconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrameProfile {
+    pub span_rows: f64,
+    pub instant_rows: f64,
+    /// Rectangles in the mesh.
+    pub rects: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -83,11 +94,23 @@ pub fn label_color(name: &str) -> Color32 {
     }
 }
 
+/// Steps of the latency colour scale (a table: converting an HSV colour costs more
+/// than the rest of a pixel column).
+const LATENCY_STEPS: usize = 128;
+
 /// Colour of a fault latency: green (≤ 1 µs) to red (≥ 10 ms), log scale.
 pub fn latency_color(ns: u64) -> Color32 {
+    static TABLE: std::sync::OnceLock<Vec<Color32>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..LATENCY_STEPS)
+            .map(|i| {
+                let x = i as f32 / (LATENCY_STEPS - 1) as f32;
+                egui::ecolor::Hsva::new(0.33 * (1.0 - x), 0.8, 0.85, 1.0).into()
+            })
+            .collect()
+    });
     let x = ((ns.max(1) as f64).log10() - 3.0) / 4.0;
-    let x = x.clamp(0.0, 1.0) as f32;
-    egui::ecolor::Hsva::new(0.33 * (1.0 - x), 0.8, 0.85, 1.0).into()
+    table[(x.clamp(0.0, 1.0) * (LATENCY_STEPS - 1) as f64).round() as usize]
 }
 
 fn lane_height(l: &crate::data::Lane) -> f32 {
@@ -232,6 +255,7 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
     st.lane_scroll = st.lane_scroll.min((total_h - plot.height()).max(0.0));
     let mut y = plot.top() - st.lane_scroll;
     let mut mesh = Mesh::default();
+    let mut profile = FrameProfile::default();
     let hover = resp.hover_pos();
     let mut hover_text: Option<String> = None;
     let font = egui::FontId::proportional(11.0);
@@ -268,7 +292,9 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
                 Pos2::new(plot.left(), ry),
                 Pos2::new(plot.right(), ry + ROW_H - 1.0),
             );
+            let t0 = std::time::Instant::now();
             draw_span_row(&mut mesh, row, tl, r, v0, v1, tl.t_min);
+            profile.span_rows += t0.elapsed().as_secs_f64();
             if let Some(p) = hover {
                 if r.contains(p) && hover_text.is_none() {
                     hover_text = span_hover(row, tl, to_t(p.x, v0, v1), (v1 - v0) / width);
@@ -281,7 +307,9 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
                 Pos2::new(plot.left(), ry),
                 Pos2::new(plot.right(), ry + INSTANT_H - 1.0),
             );
+            let t0 = std::time::Instant::now();
             draw_instant_row(&mut mesh, &lane.instants, tl, r, v0, v1, tl.t_min);
+            profile.instant_rows += t0.elapsed().as_secs_f64();
             if let Some(p) = hover {
                 if r.contains(p) && hover_text.is_none() {
                     hover_text = instant_hover(
@@ -295,11 +323,17 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
         }
         if let Some(p) = hover {
             if hover_text.is_none() && lane_rect.contains(p) && p.x < plot.left() {
-                hover_text = Some(lane.name.clone());
+                hover_text = Some(if lane.detail.is_empty() {
+                    lane.name.clone()
+                } else {
+                    format!("{}\n{}", lane.name, lane.detail)
+                });
             }
         }
         y += h;
     }
+    profile.rects = mesh.vertices.len() / 4;
+    st.profile = profile;
     painter.add(egui::Shape::mesh(mesh));
     // Selection overlay.
     if let Some((a, b)) = st.selection {
@@ -397,7 +431,7 @@ fn draw_span_row(
         for i in i0..i1 {
             let xa = x_of(row.start[i]).max(r.left());
             let xb = x_of(row.end[i]).min(r.right()).max(xa + 1.0);
-            let c = label_color(&tl.labels[row.label[i] as usize]);
+            let c = tl.label_color(row.label[i]);
             push_rect(
                 mesh,
                 Rect::from_min_max(Pos2::new(xa, r.top()), Pos2::new(xb, r.bottom())),
@@ -410,16 +444,31 @@ fn draw_span_row(
     let mut i = i0;
     let mut run: Option<(f32, Color32)> = None; // start x and colour of merged columns
     let cols = width.ceil() as usize;
+    // Zoomed out: sum the row's time buckets (a few per column) instead of searching.
+    let level = row.mip.level_for(npp);
     for col in 0..=cols {
-        let (c, x) = if col < cols {
+        let (c, x) = if let (Some((lvl, shift)), true) = (level, col < cols) {
+            let b = row.mip.range(
+                lvl,
+                shift,
+                abs(v0 + col as f64 * npp),
+                abs(v0 + (col + 1) as f64 * npp),
+            );
+            let frac = (b.sum as f64 / npp).min(1.0) as f32;
+            let c = (b.label != NO_LABEL && b.sum > 0).then(|| {
+                let a = (0.25 + 0.75 * frac).min(1.0);
+                tl.label_color(b.label).gamma_multiply(a)
+            });
+            (c, r.left() + col as f32)
+        } else if col < cols {
             let ce = abs(v0 + (col + 1) as f64 * npp);
-            let j = i + row.start[i..i1].partition_point(|&s| s < ce);
+            let j = gallop_lower_bound(&row.start, i, i1, ce);
             let mut busy = carry;
             let mut colour = None;
             if j > i {
                 busy += row.busy(i, j) as f64;
                 if let Some(k) = row.longest(i, j) {
-                    colour = Some(label_color(&tl.labels[row.label[k] as usize]));
+                    colour = Some(tl.label_color(row.label[k]));
                 }
             }
             let used = busy.min(npp);
@@ -476,14 +525,14 @@ fn draw_instant_row(
     if i0 >= i1 {
         return;
     }
-    let colour_of = |k: usize| {
+    let colour_of = |label: u32, value: u64| {
         if tl
             .fault_labels
-            .get(row.label[k] as usize)
+            .get(label as usize)
             .copied()
             .unwrap_or(false)
         {
-            latency_color(row.value[k])
+            latency_color(value)
         } else {
             Color32::from_rgb(230, 200, 60)
         }
@@ -508,21 +557,44 @@ fn draw_instant_row(
                     Pos2::new(x, r.top()),
                     Pos2::new(xe.min(r.right()), r.bottom()),
                 ),
-                colour_of(k),
+                colour_of(row.label[k], row.value[k]),
             );
         }
         return;
     }
     let cols = width.ceil() as usize;
+    // Zoomed out: per column the count and largest value of the row's time buckets.
+    if let Some((lvl, shift)) = row.mip.level_for(npp) {
+        for col in 0..cols {
+            let b = row.mip.range(
+                lvl,
+                shift,
+                abs(v0 + col as f64 * npp),
+                abs(v0 + (col + 1) as f64 * npp),
+            );
+            if b.sum > 0 && b.label != NO_LABEL {
+                let x = r.left() + col as f32;
+                let density = (b.sum as f32).log2().max(0.0) / 10.0;
+                let c = colour_of(b.label, b.max).gamma_multiply((0.5 + density).min(1.0));
+                push_rect(
+                    mesh,
+                    Rect::from_min_max(Pos2::new(x, r.top()), Pos2::new(x + 1.0, r.bottom())),
+                    c,
+                );
+            }
+        }
+        return;
+    }
     let mut i = i0;
     for col in 0..cols {
         let ce = abs(v0 + (col + 1) as f64 * npp);
-        let j = i + row.t[i..i1].partition_point(|&t| t < ce);
+        let j = gallop_lower_bound(&row.t, i, i1, ce);
         if j > i {
             if let Some(k) = row.largest(i, j) {
                 let x = r.left() + col as f32;
                 let density = ((j - i) as f32).log2().max(0.0) / 10.0;
-                let c = colour_of(k).gamma_multiply((0.5 + density).min(1.0));
+                let c =
+                    colour_of(row.label[k], row.value[k]).gamma_multiply((0.5 + density).min(1.0));
                 push_rect(
                     mesh,
                     Rect::from_min_max(Pos2::new(x, r.top()), Pos2::new(x + 1.0, r.bottom())),
