@@ -160,9 +160,11 @@ pub fn summarize(t: &Trace) -> Info {
                 )) {
                     continue;
                 }
-                let spec = NamespaceSpec::from_str_checked(&format!(
+                let spec = format!(
                     "size={size_bytes},mode={mode},map={map},align={align_bytes},start={start_phys:#x},node={node}"
-                ));
+                )
+                .parse::<NamespaceSpec>()
+                .map_err(|e| e.to_string());
                 let (rs, rp, dp, err) = match spec.and_then(|s| {
                     namespace_layout(&s, &LayoutParams::linux_6_1()).map_err(|e| e.to_string())
                 }) {
@@ -238,15 +240,6 @@ pub fn summarize(t: &Trace) -> Info {
         } else {
             0.0
         },
-    }
-}
-
-trait FromStrChecked: Sized {
-    fn from_str_checked(s: &str) -> Result<Self, String>;
-}
-impl FromStrChecked for NamespaceSpec {
-    fn from_str_checked(s: &str) -> Result<Self, String> {
-        s.parse::<NamespaceSpec>().map_err(|e| e.to_string())
     }
 }
 
