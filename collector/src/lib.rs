@@ -3,6 +3,7 @@
 //! (`memmap_model::trace`, JSON Lines).
 
 pub mod correlate;
+pub mod export;
 pub mod import;
 pub mod info;
 pub mod kmsg;

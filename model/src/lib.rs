@@ -2,7 +2,9 @@
 //! layout of device and hot-added memory, scenario files, and run files — with
 //! their readers and writers. Kept small in dependencies on purpose.
 
+pub mod chrome;
 pub mod hist;
+pub mod hlog;
 pub mod layout;
 pub mod run;
 pub mod scenario;

@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod counters;
 pub mod engine;
+pub mod export;
 pub mod faults;
 pub mod layout_cmd;
 pub mod record;
