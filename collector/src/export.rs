@@ -3,8 +3,9 @@
 //!
 //! Parquet layout (normative description: `docs/parquet.md`): one directory per
 //! table, Hive-partitioned by `host` and `kernel`, one file per trace:
-//! `DIR/trace_<table>/host=<h>/kernel=<k>/part-<trace_id>.parquet`. Trace headers
-//! carry no host name: `--host` names it (default `unknown`). The partition keys live
+//! `DIR/trace_<table>/host=<h>/kernel=<k>/part-<trace_id>.parquet`. The host is the
+//! trace header's host name, `--host` when given (imports have none), else `unknown`.
+//! The partition keys live
 //! in the path only; every file carries `trace_id` and `seq` (the event's position in
 //! the trace, so the file's order can be restored). Every table is written for every
 //! trace, empty or not, so that a scan of the directory always finds every table.
@@ -54,8 +55,8 @@ pub const STOP_MARK: &str = "memmap-collect: recording stopped";
 pub struct ExportOptions {
     pub parquet: Option<PathBuf>,
     pub chrome_trace: Option<PathBuf>,
-    /// Host name for the `host` partition (trace headers have none).
-    pub host: String,
+    /// Host name for the `host` partition, over the trace header's.
+    pub host: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -95,12 +96,10 @@ pub fn export_traces(
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let tables = trace_tables(t, id, &file, &opts.host)
+            let host = host_name(t, opts.host.as_deref());
+            let tables = trace_tables(t, id, &file, host)
                 .with_context(|| format!("{}: building the tables", path.display()))?;
-            let part = [
-                ("host", opts.host.as_str()),
-                ("kernel", t.header.kernel_release.as_str()),
-            ];
+            let part = [("host", host), ("kernel", t.header.kernel_release.as_str())];
             for (name, mut df) in tables {
                 *s.rows.entry(name.to_string()).or_default() += df.height() as u64;
                 let f = write_part(dir, &table_dir(name), &part, id, &mut df)
@@ -207,6 +206,16 @@ macro_rules! cols {
         #[allow(non_snake_case)]
         struct Cols { seq: Vec<u64>, $($name: Vec<$ty>),* }
     };
+}
+
+/// The host a trace is filed under: `--host`, else the header's host name, else
+/// `unknown` (imports; "(none)" is what a kernel reports when nobody set a name).
+pub fn host_name<'a>(t: &'a Trace, host: Option<&'a str>) -> &'a str {
+    match (host, t.header.hostname.as_str()) {
+        (Some(h), _) => h,
+        (None, "" | "(none)") => "unknown",
+        (None, h) => h,
+    }
 }
 
 /// The tables of one trace, in [`TRACE_TABLES`] order.

@@ -1,7 +1,7 @@
 //! `memmap-collect info`: what a trace holds — host, layout, counts by event kind,
 //! namespaces with their data pages (by the layout model), init durations found.
 
-use memmap_model::layout::{format_size, namespace_layout, LayoutParams, NamespaceSpec};
+use memmap_model::layout::{format_size, namespace_layout, LayoutParams};
 use memmap_model::trace::{Trace, TraceEvent};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 pub struct Info {
     pub source: String,
     pub kernel_release: String,
+    /// Empty when the trace does not say (imports, older collectors).
+    pub hostname: String,
     pub cmdline: String,
     pub cpus: u32,
     pub numa_nodes: u32,
@@ -141,48 +143,36 @@ pub fn summarize(t: &Trace) -> Info {
                 unavailable.push(format!("{source}: {reason}"))
             }
             TraceEvent::ImportWarning { .. } => import_warnings += 1,
-            TraceEvent::Namespace {
-                name,
-                mode,
-                map,
-                size_bytes,
-                align_bytes,
-                start_phys,
-                node,
-            } => {
+            TraceEvent::Namespace { .. } => {
+                let Some(s) = e.namespace_spec() else {
+                    continue;
+                };
                 // A recording writes the namespace again if it changed; show each once.
                 if !seen_ns.insert((
-                    name.clone(),
-                    *size_bytes,
-                    *start_phys,
-                    *mode as u8,
-                    *map as u8,
+                    s.name.clone(),
+                    s.size_bytes,
+                    s.start_phys,
+                    s.mode as u8,
+                    s.map as u8,
                 )) {
                     continue;
                 }
-                let spec = format!(
-                    "size={size_bytes},mode={mode},map={map},align={align_bytes},start={start_phys:#x},node={node}"
-                )
-                .parse::<NamespaceSpec>()
-                .map_err(|e| e.to_string());
-                let (rs, rp, dp, err) = match spec.and_then(|s| {
-                    namespace_layout(&s, &LayoutParams::linux_6_1()).map_err(|e| e.to_string())
-                }) {
+                let (rs, rp, dp, err) = match namespace_layout(&s, &LayoutParams::linux_6_1()) {
                     Ok(l) => (
                         Some(l.range_start_pfn),
                         Some(l.range_pages),
                         Some(l.data_pages),
                         None,
                     ),
-                    Err(e) => (None, None, None, Some(e)),
+                    Err(e) => (None, None, None, Some(e.to_string())),
                 };
                 namespaces.push(NamespaceInfo {
-                    name: name.clone(),
-                    mode: mode.to_string(),
-                    map: map.to_string(),
-                    size_bytes: *size_bytes,
-                    align_bytes: *align_bytes,
-                    start_phys: *start_phys,
+                    mode: s.mode.to_string(),
+                    map: s.map.to_string(),
+                    size_bytes: s.size_bytes,
+                    align_bytes: s.align_bytes,
+                    start_phys: s.start_phys,
+                    name: s.name,
                     range_start_pfn: rs,
                     range_pages: rp,
                     data_pages: dp,
@@ -220,6 +210,7 @@ pub fn summarize(t: &Trace) -> Info {
     Info {
         source: t.header.source.clone(),
         kernel_release: t.header.kernel_release.clone(),
+        hostname: t.header.hostname.clone(),
         cmdline: t.header.cmdline.clone(),
         cpus: t.header.cpus,
         numa_nodes: t.header.numa_nodes,
@@ -245,8 +236,18 @@ pub fn summarize(t: &Trace) -> Info {
 
 pub fn print_human(i: &Info) {
     println!(
-        "trace: {} · kernel {} · {} CPUs · {} NUMA node(s) · {} events over {:.3} s",
-        i.source, i.kernel_release, i.cpus, i.numa_nodes, i.events, i.span_s
+        "trace: {}{} · kernel {} · {} CPUs · {} NUMA node(s) · {} events over {:.3} s",
+        i.source,
+        if i.hostname.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", i.hostname)
+        },
+        i.kernel_release,
+        i.cpus,
+        i.numa_nodes,
+        i.events,
+        i.span_s
     );
     for n in &i.notes {
         println!("  note: {n}");

@@ -106,9 +106,10 @@ enum Cmd {
         /// Write one Chrome trace-event JSON file of all traces.
         #[arg(long, value_name = "FILE")]
         chrome_trace: Option<PathBuf>,
-        /// Host name of the traced machine, for the `host` partition (trace headers have none).
-        #[arg(long, default_value = "unknown")]
-        host: String,
+        /// Host name of the traced machine, for the `host` partition [default: the trace
+        /// header's host name; `unknown` for imports]
+        #[arg(long)]
+        host: Option<String>,
     },
     /// Remove tracing state left by a collector that was killed (also done by every run).
     Cleanup,

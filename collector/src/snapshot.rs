@@ -117,6 +117,13 @@ impl Reader {
                 format!("/proc/sys/kernel/osrelease {}", why(&e)),
             ),
         }
+        match self.read("proc/sys/kernel/hostname") {
+            Ok(s) => self.header.hostname = s.trim().to_string(),
+            Err(e) => self.unavailable(
+                "/proc/sys/kernel/hostname",
+                format!("/proc/sys/kernel/hostname {}", why(&e)),
+            ),
+        }
         match self.read("proc/cmdline") {
             Ok(s) => self.header.cmdline = s.trim().to_string(),
             Err(e) => self.unavailable("/proc/cmdline", format!("/proc/cmdline {}", why(&e))),

@@ -15,28 +15,7 @@ fn read(name: &str) -> String {
 }
 
 fn specs(ev: &[TraceEvent]) -> Vec<NamespaceSpec> {
-    ev.iter()
-        .filter_map(|e| match e {
-            TraceEvent::Namespace {
-                name,
-                mode,
-                map,
-                size_bytes,
-                align_bytes,
-                start_phys,
-                node,
-            } => Some(NamespaceSpec {
-                name: name.clone(),
-                size_bytes: *size_bytes,
-                mode: *mode,
-                map: *map,
-                align_bytes: *align_bytes,
-                node: *node,
-                start_phys: *start_phys,
-            }),
-            _ => None,
-        })
-        .collect()
+    ev.iter().filter_map(TraceEvent::namespace_spec).collect()
 }
 
 fn warnings(ev: &[TraceEvent]) -> Vec<(usize, String)> {

@@ -49,26 +49,7 @@ fn unavailable<'a>(s: &'a Snapshot, source: &str) -> Option<&'a str> {
 fn namespaces(s: &Snapshot) -> Vec<NamespaceSpec> {
     s.events
         .iter()
-        .filter_map(|e| match e {
-            TraceEvent::Namespace {
-                name,
-                mode,
-                map,
-                size_bytes,
-                align_bytes,
-                start_phys,
-                node,
-            } => Some(NamespaceSpec {
-                name: name.clone(),
-                size_bytes: *size_bytes,
-                mode: *mode,
-                map: *map,
-                align_bytes: *align_bytes,
-                node: *node,
-                start_phys: *start_phys,
-            }),
-            _ => None,
-        })
+        .filter_map(TraceEvent::namespace_spec)
         .collect()
 }
 
@@ -77,6 +58,7 @@ fn fsdax_dev_1g_tree_gives_the_namespace_the_kernel_laid_out() {
     let s = snapshot::take(&corpus("sysfs-qemu-6.1-fsdax-dev-1G"));
     assert_eq!(s.header.source, "live");
     assert_eq!(s.header.kernel_release, "6.1.0-56-amd64");
+    assert_eq!(s.header.hostname, "(none)");
     assert!(s.header.cmdline.starts_with("console=ttyS0 panic=-1"));
     assert_eq!((s.header.cpus, s.header.numa_nodes), (2, 1));
     // Only the libnvdimm-unrelated dax bus is absent: nothing is Unavailable.

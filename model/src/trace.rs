@@ -7,7 +7,7 @@
 //! Format version 1. Adding event kinds is compatible: readers skip kinds they do not
 //! know and say so (docs/trace-format.md).
 
-use crate::layout::{format_size, MapLocation, NsMode};
+use crate::layout::{format_size, MapLocation, NamespaceSpec, NsMode};
 use crate::scenario::{FaultSpec, HostSpec, HotplugEntry, NamespaceEntry, Scenario};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,6 +25,10 @@ pub struct TraceHeader {
     /// "live", "boot", or "import:<format>".
     pub source: String,
     pub kernel_release: String,
+    /// The traced machine's host name (/proc/sys/kernel/hostname); empty when unknown
+    /// (imports, traces of older collectors).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
     pub cmdline: String,
     pub numa_nodes: u32,
     pub cpus: u32,
@@ -196,6 +200,30 @@ pub enum TraceEvent {
 }
 
 impl TraceEvent {
+    /// A `namespace` event as the layout model's input; `None` for other kinds.
+    pub fn namespace_spec(&self) -> Option<NamespaceSpec> {
+        match self {
+            TraceEvent::Namespace {
+                name,
+                mode,
+                map,
+                size_bytes,
+                align_bytes,
+                start_phys,
+                node,
+            } => Some(NamespaceSpec {
+                name: name.clone(),
+                size_bytes: *size_bytes,
+                mode: *mode,
+                map: *map,
+                align_bytes: *align_bytes,
+                node: *node,
+                start_phys: *start_phys,
+            }),
+            _ => None,
+        }
+    }
+
     /// The `kind` tag as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -252,6 +280,7 @@ impl TraceHeader {
                 .unwrap_or(0.0),
             source: source.into(),
             kernel_release: String::new(),
+            hostname: String::new(),
             cmdline: String::new(),
             numa_nodes: 0,
             cpus: 0,
@@ -426,25 +455,15 @@ impl Trace {
         let namespaces: Vec<NamespaceEntry> = self
             .events
             .iter()
-            .filter_map(|e| match e {
-                TraceEvent::Namespace {
-                    name,
-                    mode,
-                    map,
-                    size_bytes,
-                    align_bytes,
-                    start_phys,
-                    node,
-                } => Some(NamespaceEntry {
-                    name: name.clone(),
-                    size: format!("{size_bytes}"),
-                    mode: *mode,
-                    map: *map,
-                    align: format!("{align_bytes}"),
-                    node: *node,
-                    start: Some(format!("{start_phys:#x}")),
-                }),
-                _ => None,
+            .filter_map(TraceEvent::namespace_spec)
+            .map(|s| NamespaceEntry {
+                name: s.name,
+                size: format!("{}", s.size_bytes),
+                mode: s.mode,
+                map: s.map,
+                align: format!("{}", s.align_bytes),
+                node: s.node,
+                start: Some(format!("{:#x}", s.start_phys)),
             })
             .filter(|n| seen.insert((n.name.clone(), n.start.clone())))
             .collect();
@@ -590,6 +609,7 @@ mod tests {
             created_unix_s: 0.0,
             source: "live".into(),
             kernel_release: "6.1.0-56-amd64".into(),
+            hostname: "memmap-testbed".into(),
             cmdline: String::new(),
             numa_nodes: 1,
             cpus: 2,
