@@ -68,7 +68,17 @@ for s in legacy-double-pass williams-mt; do
 done
 "$R" run traces/real/testbed/fsdax-dev.snapshot.jsonl --strategy williams-async --scale 0.125 --repeat 2 \
   -o "$DATA/runs-fleet/testbed-fsdax-dev-williams-async.run.json" >/dev/null
+# the setup of the replays recorded in the testbed guest (below), on anonymous memory here
+for s in williams-async duyck lizhe-nt; do
+  "$R" run qemu-16g --strategy "$s" --scale 0.0625 --repeat 2 -o "$DATA/runs-fleet/qemu-16g-x16-$s.run.json" >/dev/null
+done
 "$R" export "$DATA"/runs-fleet/*.run.json --parquet "$DATA/fleet"
+# Replays recorded inside the QEMU testbed guest on device-dax, ext4/xfs DAX files and an
+# ext4 page-cache file (traces/real/replay-dax/); the guest's kernel reports no host name.
+for f in traces/real/replay-dax/final/{devdax,ext4-dax,xfs-dax,ext4-nodax}-*.run.json; do
+  cp "$f" "$DATA/runs-fleet/guest-$(basename "$f")"
+done
+"$R" export "$DATA"/runs-fleet/guest-*.run.json --host qemu-testbed --parquet "$DATA/fleet" >/dev/null
 "$C" export traces/real/testbed/*.jsonl --host qemu-testbed --parquet "$DATA/fleet" >/dev/null
 
 step "Chrome traces: independent schema check"

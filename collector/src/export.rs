@@ -1178,3 +1178,28 @@ pub fn chrome_trace(traces: &[(PathBuf, String, Trace)]) -> ChromeTrace {
     }
     ct
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memmap_model::trace::TraceHeader;
+
+    fn trace_on(hostname: &str) -> Trace {
+        let mut header = TraceHeader::new("live");
+        header.hostname = hostname.into();
+        Trace {
+            header,
+            events: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn host_is_the_flag_then_the_header_then_unknown() {
+        assert_eq!(host_name(&trace_on("pmem-box"), None), "pmem-box");
+        assert_eq!(host_name(&trace_on("pmem-box"), Some("lab-1")), "lab-1");
+        assert_eq!(host_name(&trace_on(""), None), "unknown");
+        assert_eq!(host_name(&trace_on("(none)"), None), "unknown");
+        assert_eq!(host_name(&trace_on("(none)"), Some("guest")), "guest");
+    }
+}

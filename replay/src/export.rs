@@ -49,6 +49,11 @@ pub struct ExportArgs {
     /// Write one HdrHistogram interval log (.hlog) per run of its stall histograms.
     #[arg(long, value_name = "DIR")]
     pub hlog: Option<PathBuf>,
+    /// File the runs under this host name instead of the one they recorded (runs made on
+    /// a machine whose kernel reports no name, "(none)", such as the QEMU testbed guest).
+    /// Changes the `host` partition, the `hostname` column and so the run id.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 /// What an export wrote.
@@ -67,7 +72,11 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     }
     let mut runs = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        runs.push((path.clone(), RunFile::read(path)?));
+        let mut r = RunFile::read(path)?;
+        if let Some(h) = &args.host {
+            r.host.hostname = h.clone();
+        }
+        runs.push((path.clone(), r));
     }
     let s = export_runs(
         &runs,

@@ -527,3 +527,46 @@ fn export_errors_name_the_problem() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to do"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A run recorded in the testbed guest (its kernel reports the host name "(none)"),
+/// filed under another host: partition path, `hostname` column and run id follow.
+#[test]
+fn host_override_files_a_guest_run_under_the_given_name() {
+    let dir = tmpdir("host");
+    let guest = repo_root().join("traces/real/replay-dax/final/xfs-dax-duyck.run.json");
+    let parts = |lake: &Path| {
+        let mut files = Vec::new();
+        files_under(&lake.join("runs"), &mut files);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let f = files.remove(0);
+        let rel = f.strip_prefix(lake.join("runs")).unwrap().to_path_buf();
+        (rel, read_parquet(&f))
+    };
+
+    let o = export(std::slice::from_ref(&guest), &["--parquet", "plain"], &dir);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (rel, df) = parts(&dir.join("plain"));
+    assert!(
+        rel.starts_with("host=%28none%29/kernel=6.1.0-56-amd64/strategy=duyck"),
+        "{}",
+        rel.display()
+    );
+    assert_eq!(strs(&df, "hostname"), ["(none)"]);
+    let plain_id = strs(&df, "run_id");
+
+    let o = export(
+        std::slice::from_ref(&guest),
+        &["--parquet", "named", "--host", "qemu-testbed"],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (rel, df) = parts(&dir.join("named"));
+    assert!(
+        rel.starts_with("host=qemu-testbed/kernel=6.1.0-56-amd64/strategy=duyck"),
+        "{}",
+        rel.display()
+    );
+    assert_eq!(strs(&df, "hostname"), ["qemu-testbed"]);
+    assert_ne!(strs(&df, "run_id"), plain_id);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
