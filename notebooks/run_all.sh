@@ -72,7 +72,7 @@ done
 for s in williams-async duyck lizhe-nt; do
   "$R" run qemu-16g --strategy "$s" --scale 0.0625 --repeat 2 -o "$DATA/runs-fleet/qemu-16g-x16-$s.run.json" >/dev/null
 done
-"$R" export "$DATA"/runs-fleet/*.run.json --parquet "$DATA/fleet"
+"$R" export "$DATA"/runs-fleet/*.run.json --parquet "$DATA/fleet" --hlog "$DATA/hlog-fleet"
 # Replays recorded inside the QEMU testbed guest on device-dax, ext4/xfs DAX files and an
 # ext4 page-cache file (traces/real/replay-dax/); the guest's kernel reports no host name.
 for f in traces/real/replay-dax/final/{devdax,ext4-dax,xfs-dax,ext4-nodax}-*.run.json; do
