@@ -167,6 +167,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Record { .. } | Cmd::Boot { .. }) {
+        // `memmap-collect info t.jsonl | head` ends quietly like other Unix tools instead
+        // of panicking on EPIPE. Not while recording: its cleanup must run on any exit.
+        // SAFETY: setting a signal disposition before other threads exist.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

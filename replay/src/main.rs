@@ -31,6 +31,12 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Run(_)) {
+        // `memmap-replay layout ... --json | head` ends quietly instead of panicking on
+        // EPIPE. Not for `run`, which keeps finished repeats on every way out.
+        // SAFETY: setting a signal disposition before other threads exist.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let res = match cli.cmd {
         Cmd::Run(a) => run(&a),
         Cmd::Layout(a) => layout_cmd::run(&a).map(|_| ExitCode::SUCCESS),
