@@ -110,7 +110,7 @@ pub fn export_traces(
     }
     if let Some(f) = &opts.chrome_trace {
         let t = chrome_trace(traces);
-        s.chrome_events = t.events.len();
+        s.chrome_events = t.len();
         t.write(f)
             .with_context(|| format!("writing {}", f.display()))?;
     }

@@ -143,7 +143,7 @@ pub fn export_runs(
     }
     if let Some(f) = chrome {
         let t = chrome_trace(runs);
-        summary.chrome_events = t.events.len();
+        summary.chrome_events = t.len();
         t.write(f)
             .with_context(|| format!("writing {}", f.display()))?;
     }
