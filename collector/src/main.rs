@@ -9,13 +9,14 @@ use std::time::Duration;
 
 // Import and record allocate events on one thread and free them on another (parser ->
 // serializer threads); glibc malloc spent ~20 % of `import` in cross-thread frees
-// (docs/benchmarks.md: 150-185 -> 200-270 MB/s end to end).
+// (docs/benchmarks.md: 175-185 -> 217-233 MB/s end to end).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc's defaults commit whole segments and arenas up front and purge late: the
 /// recording collector's peak RSS went from 9 to 48 MiB. Commit on demand and purge at
-/// once (16-17 MiB, no measurable cost to import). Option numbers of mimalloc.h v2
+/// once: 26 MiB (what was committed before `main` stays), no measurable cost to import.
+/// Option numbers of mimalloc.h v2
 /// (`mi_option_eager_commit` 3, `mi_option_arena_eager_commit` 4, `mi_option_purge_delay`
 /// 15); libmimalloc-sys names only some of them.
 fn tune_allocator() {
