@@ -730,3 +730,85 @@ fn testbed_boot_dmesg_gives_the_namespace_init_at_boot() {
     assert_eq!(inits[0].0, 4124672);
     assert!(warnings(&ev).is_empty(), "{:?}", warnings(&ev));
 }
+
+/// Real `perf script` output of this project's VM (tests/corpus/ftrace-dmesg-perf-SOURCES.md):
+/// every sample header line becomes one tracepoint with its comm, pid, cpu and time, the
+/// payload fields decoded; callchain lines (kernel and user frames) are skipped silently.
+#[test]
+fn perf_script_real_captures_import_every_sample() {
+    for name in [
+        "perf-script-real-6.18-page-faults.excerpt.txt",
+        "perf-script-real-6.18-F-pid-tid.excerpt.txt",
+        "perf-script-real-6.18-callchain.excerpt.txt",
+    ] {
+        let text = corpus(name);
+        // Independent reading of the header lines: "comm pid[/tid] [cpu] secs: sys:event: ..."
+        let headers: Vec<(String, u32, u32, u64, String, String)> = text
+            .lines()
+            .filter(|l| !l.starts_with('\t') && !l.trim().is_empty())
+            .map(|l| {
+                let (head, rest) = l.split_once(": ").expect("header has ': '");
+                let (event, payload) = rest.trim_start().split_once(": ").expect("event");
+                let mut h = head.split_whitespace().rev();
+                let secs = h.next().unwrap();
+                let cpu = h.next().unwrap().trim_matches(['[', ']']).parse().unwrap();
+                let pid = h
+                    .next()
+                    .unwrap()
+                    .split('/')
+                    .next_back()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let comm = h.next().unwrap().to_string();
+                let (s, us) = secs.split_once('.').unwrap();
+                let t_ns =
+                    s.parse::<u64>().unwrap() * 1_000_000_000 + us.parse::<u64>().unwrap() * 1000;
+                (comm, pid, cpu, t_ns, event.to_string(), payload.to_string())
+            })
+            .collect();
+        assert!(headers.len() > 100, "{name}: {} samples", headers.len());
+        assert!(
+            headers.iter().any(|h| h.4 == "sched:sched_switch"),
+            "{name}"
+        );
+        let ev = perf_script::import(name, &text);
+        assert!(
+            warnings(&ev).is_empty(),
+            "{name}: {:?}",
+            &warnings(&ev)[..3.min(warnings(&ev).len())]
+        );
+        let tps: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Tracepoint {
+                    t_ns,
+                    name,
+                    task,
+                    pid,
+                    cpu,
+                    fields,
+                } => Some((task, *pid, *cpu, *t_ns, name, fields)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tps.len(), headers.len(), "{name}");
+        for (tp, h) in tps.iter().zip(&headers) {
+            assert_eq!(
+                (tp.0, tp.1, tp.2, tp.3),
+                (&h.0, h.1, h.2, h.3),
+                "{name}: {h:?}"
+            );
+            assert_eq!(tp.4, h.4.trim_end_matches(':'), "{name}");
+            if h.4 == "exceptions:page_fault_user" {
+                let addr = h.5.split_whitespace().next().unwrap();
+                let addr = u64::from_str_radix(addr.trim_start_matches("address=0x"), 16).unwrap();
+                assert_eq!(
+                    tp.5.get("address").and_then(|v| v.as_u64()),
+                    Some(addr),
+                    "{name}: {tp:?}"
+                );
+            }
+        }
+    }
+}

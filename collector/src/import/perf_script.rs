@@ -8,7 +8,8 @@
 //! `(ffffffff.. <- ffffffff..)`), so the probed function comes from the event name
 //! (`probe:memmap_init_zone_device`, `probe:memmap_init_zone_device__return`). Samples go
 //! through the same [`crate::correlate::Correlator`] as ftrace text. Callchain lines
-//! (`ffffffff81234567 func+0x12 ([kernel.kallsyms])`) and `#` header lines are skipped.
+//! (`ffffffff81234567 func+0x12 ([kernel.kallsyms])`, user frames such as
+//! `1ab70 _start+0x0 (/usr/lib/…/ld-linux-x86-64.so.2)`) and `#` header lines are skipped.
 
 use crate::import::ftrace::{clip, parse_ts, FtraceParser};
 use memmap_model::trace::TraceEvent;
@@ -74,9 +75,13 @@ pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
         }
         let toks = tokens(line);
         let Some(ev_idx) = toks.iter().position(|(_, tok)| is_event_token(tok)) else {
-            // callchain lines: "ffffffff8d2a1230 memmap_init_zone_device+0x0 ([kernel.kallsyms])"
+            // callchain lines (`perf record -g`): an address, a symbol and the object in
+            // parentheses: "ffffffff8d2a1230 memmap_init_zone_device+0x0 ([kernel.kallsyms])",
+            // user frames with short addresses: "1ab70 _start+0x0 (/usr/lib/.../ld-linux-x86-64.so.2)",
+            // "7ffcc1e35b92 [unknown] ([unknown])".
             let first = toks.first().map(|x| x.1).unwrap_or("");
-            if first.len() >= 6 && first.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex_addr = !first.is_empty() && first.bytes().all(|b| b.is_ascii_hexdigit());
+            if hex_addr && (first.len() >= 6 || (t.ends_with(')') && toks.len() >= 3)) {
                 continue;
             }
             out.push(TraceEvent::ImportWarning {
