@@ -196,6 +196,10 @@ pub struct TracepointSampler {
     by_id: HashMap<u64, Arc<Format>>,
     pub lost: u64,
     scratch: Vec<u8>,
+    /// Samples read but not yet delivered, and where the previous pass began: see
+    /// [`TracepointSampler::drain`].
+    held: Vec<RawSample>,
+    prev_pass_start_ns: u64,
 }
 
 pub const SAMPLE_FLAGS: u64 = (1 << 16) | (1 << 1) | (1 << 2) | (1 << 7) | (1 << 10); // IDENTIFIER TID TIME CPU RAW
@@ -323,6 +327,8 @@ pub fn open(
             by_id,
             lost: 0,
             scratch: Vec::new(),
+            held: Vec::new(),
+            prev_pass_start_ns: 0,
         }),
         status,
     )
@@ -369,9 +375,17 @@ impl TracepointSampler {
         self.buffers.iter().map(|b| b.sampler.as_raw_fd()).collect()
     }
 
-    /// Drain every ring buffer; returns the number of samples delivered.
-    pub fn drain(&mut self, mut sink: impl FnMut(RawSample)) -> usize {
-        let mut n = 0;
+    /// Drain every ring buffer and deliver the samples in time order; returns the number
+    /// delivered. `final_pass` (after `disable`) delivers everything still held.
+    ///
+    /// Each CPU has its own ring, read one after the other, so a task that migrates
+    /// between a `dax_pmd_fault` and its `_done` can have the `_done` read first, or even
+    /// one pass earlier (its CPU was read before the fault's CPU had it). Like perf's
+    /// ordered events with FINISHED_ROUND: a sample stamped before the previous pass began
+    /// was in its ring by then, so it has been read by the end of this pass; only those are
+    /// delivered, sorted; later ones wait for the next pass (about one poll interval).
+    pub fn drain(&mut self, final_pass: bool, mut sink: impl FnMut(RawSample)) -> usize {
+        let pass_start_ns = mono_ns();
         for b in &mut self.buffers {
             while let Some(rec) = b.sampler.next_record() {
                 let ty = rec.ty();
@@ -388,16 +402,47 @@ impl TracepointSampler {
                     // PERF_RECORD_SAMPLE
                     9 => {
                         if let Some(s) = parse_sample(&self.scratch, &self.by_id) {
-                            sink(s);
-                            n += 1;
+                            self.held.push(s);
                         }
                     }
                     _ => {}
                 }
             }
         }
-        n
+        let watermark = if final_pass {
+            u64::MAX
+        } else {
+            self.prev_pass_start_ns
+        };
+        self.prev_pass_start_ns = pass_start_ns;
+        release_before(&mut self.held, watermark, |s| s.t_ns, &mut sink)
     }
+}
+
+/// Delivers, in time order, the items stamped before `watermark` and keeps the rest.
+/// Stable: equal stamps keep their read order (one ring's order for one CPU).
+fn release_before<T>(
+    held: &mut Vec<T>,
+    watermark: u64,
+    t_ns: impl Fn(&T) -> u64,
+    sink: &mut impl FnMut(T),
+) -> usize {
+    held.sort_by_key(&t_ns);
+    let n = held.partition_point(|s| t_ns(s) < watermark);
+    for s in held.drain(..n) {
+        sink(s);
+    }
+    n
+}
+
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid timespec pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Sample body for SAMPLE_FLAGS: id, pid, tid, time, cpu, res, raw size, raw.
@@ -537,7 +582,7 @@ print fmt: \"dev %d:%d ino %#lx %s %s address %#lx vm_start %#lx vm_end %#lx pgo
         s.disable();
         let me = std::process::id();
         let mut mine = 0;
-        s.drain(|r| {
+        s.drain(true, |r| {
             if r.pid == me {
                 mine += 1;
                 assert_eq!(r.format.name, "syscalls:sys_enter_getppid");
@@ -545,5 +590,94 @@ print fmt: \"dev %d:%d ino %#lx %s %s address %#lx vm_start %#lx vm_end %#lx pgo
             }
         });
         assert!(mine >= 10, "saw {mine} of 10 getppid samples");
+    }
+
+    #[test]
+    fn samples_are_released_in_time_order_once_every_ring_was_read_past_them() {
+        // Two rings read one after the other: pass 1 reads CPU 0 (empty) then CPU 1 (the
+        // `_done` at 20); the fault at 10 on CPU 0 is only read in pass 2.
+        let mut held = vec![20u64];
+        let mut got = Vec::new();
+        // pass 1 began at 15; nothing was released before it (watermark 0)
+        assert_eq!(
+            release_before(&mut held, 0, |t| *t, &mut |t| got.push(t)),
+            0
+        );
+        held.push(10);
+        held.push(30);
+        // pass 2: the watermark is pass 1's start (25): 10 and 20, in order; 30 waits
+        assert_eq!(
+            release_before(&mut held, 25, |t| *t, &mut |t| got.push(t)),
+            2
+        );
+        assert_eq!(got, [10, 20]);
+        assert_eq!(held, [30]);
+        assert_eq!(
+            release_before(&mut held, u64::MAX, |t| *t, &mut |t| got.push(t)),
+            1
+        );
+        assert_eq!(got, [10, 20, 30]);
+    }
+
+    #[test]
+    fn a_task_hopping_between_cpus_is_delivered_in_time_order() {
+        // Real rings: this thread issues getppid alternately on CPU 0 and CPU 1, so the
+        // per-CPU rings hold interleaved halves. Delivery must be one time-ordered stream.
+        let cpus = online_cpus_for_test();
+        if cpus.len() < 2 {
+            eprintln!("one CPU online: nothing can migrate");
+            return;
+        }
+        let t = crate::tracefs::find()
+            .or_else(|_| crate::tracefs::mount())
+            .expect("tracefs mounted or mountable");
+        let wants = [Want {
+            system: "syscalls".into(),
+            event: "sys_enter_getppid".into(),
+            period: 1,
+            task: None,
+        }];
+        let (s, status) = open(&t, &wants, &cpus[..2], 8);
+        let Some(mut s) = s else {
+            let why = &status[0].1;
+            assert!(why.is_err(), "{status:?}");
+            return;
+        };
+        s.enable().unwrap();
+        let me = unsafe { libc::gettid() } as u32;
+        let mut seen: Vec<(u64, u32)> = Vec::new();
+        let pin = |cpu: usize| unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+        };
+        for i in 0..40 {
+            pin(cpus[i % 2]);
+            unsafe { libc::getppid() };
+            if i % 8 == 7 {
+                s.drain(false, |r| {
+                    if r.tid == me {
+                        seen.push((r.t_ns, r.cpu))
+                    }
+                });
+            }
+        }
+        s.disable();
+        s.drain(true, |r| {
+            if r.tid == me {
+                seen.push((r.t_ns, r.cpu))
+            }
+        });
+        assert_eq!(seen.len(), 40, "one sample per getppid: {seen:?}");
+        assert!(
+            seen.windows(2).all(|w| w[0].0 <= w[1].0),
+            "delivered out of time order: {seen:?}"
+        );
+        let hops = seen.windows(2).filter(|w| w[0].1 != w[1].1).count();
+        assert!(hops >= 30, "the samples alternate CPUs: {seen:?}");
+    }
+
+    fn online_cpus_for_test() -> Vec<usize> {
+        crate::record::online_cpus()
     }
 }

@@ -833,45 +833,47 @@ fn perf_thread(mut s: perf::TracepointSampler, stop: Arc<AtomicBool>, tx: mpsc::
     let fds = s.fds();
     let mut out = Vec::new();
     let mut comms: HashMap<u32, String> = HashMap::new();
-    let mut drain =
-        |s: &mut perf::TracepointSampler, corr: &mut Correlator, out: &mut Vec<TraceEvent>| {
-            s.drain(|r| {
-                let name = r.format.name.clone();
-                // perf samples carry no command name: sched_switch has it, others ask /proc
-                // (once per task; a task already gone stays nameless).
-                let task = match r.fields.get("prev_comm").and_then(|v| v.as_str()) {
-                    Some(c) => c.to_string(),
-                    None => comms
-                        .entry(r.tid)
-                        .or_insert_with(|| {
-                            std::fs::read_to_string(format!("/proc/{}/comm", r.tid))
-                                .map(|c| c.trim().to_string())
-                                .unwrap_or_default()
-                        })
-                        .clone(),
-                };
-                corr.push(
-                    Sample {
-                        t_ns: r.t_ns,
-                        name: &name,
-                        task: &task,
-                        pid: r.tid,
-                        cpu: r.cpu,
-                        fields: r.fields,
-                    },
-                    out,
-                );
-            });
-        };
+    let mut drain = |s: &mut perf::TracepointSampler,
+                     final_pass: bool,
+                     corr: &mut Correlator,
+                     out: &mut Vec<TraceEvent>| {
+        s.drain(final_pass, |r| {
+            let name = r.format.name.clone();
+            // perf samples carry no command name: sched_switch has it, others ask /proc
+            // (once per task; a task already gone stays nameless).
+            let task = match r.fields.get("prev_comm").and_then(|v| v.as_str()) {
+                Some(c) => c.to_string(),
+                None => comms
+                    .entry(r.tid)
+                    .or_insert_with(|| {
+                        std::fs::read_to_string(format!("/proc/{}/comm", r.tid))
+                            .map(|c| c.trim().to_string())
+                            .unwrap_or_default()
+                    })
+                    .clone(),
+            };
+            corr.push(
+                Sample {
+                    t_ns: r.t_ns,
+                    name: &name,
+                    task: &task,
+                    pid: r.tid,
+                    cpu: r.cpu,
+                    fields: r.fields,
+                },
+                out,
+            );
+        });
+    };
     while !stop.load(Ordering::Relaxed) {
         poll_fds(&fds, 100);
-        drain(&mut s, &mut corr, &mut out);
+        drain(&mut s, false, &mut corr, &mut out);
         if !out.is_empty() && tx.send(Msg::Events(std::mem::take(&mut out))).is_err() {
             return;
         }
     }
     s.disable();
-    drain(&mut s, &mut corr, &mut out);
+    drain(&mut s, true, &mut corr, &mut out);
     corr.finish(&mut out);
     if s.lost > 0 {
         out.push(TraceEvent::Lost {

@@ -598,7 +598,7 @@ fn check_dax_faults(s: &Step, p: &mut Vec<String>) {
     }
     if let Some((_, r)) = faults.iter().find(|(_, r)| r.is_empty()) {
         p.push(format!(
-            "{n}: a dax-fault without a result ({r:?}): the _done twin was not paired"
+            "{n}: a dax-fault without a result ({r:?}): the _done twin was not paired{ctx}"
         ));
     }
     // dax-touch writes 64 MiB of fallocated, 2 MiB-aligned file through a 2 MiB-aligned
