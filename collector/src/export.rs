@@ -14,11 +14,11 @@ use anyhow::{bail, Context as _};
 use memmap_model::chrome::ChromeTrace;
 use memmap_model::chrome_args;
 use memmap_model::layout::{MapLocation, NsMode};
+use memmap_model::parquet::{col as c, fnv1a64, write_part};
 use memmap_model::trace::{Trace, TraceEvent};
 use polars::prelude::{Column, DataFrame, NamedFrom, Series};
-use polars_io::prelude::{ParquetCompression, ParquetWriter};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Every trace table (directory names are prefixed with `trace_`), in write order.
 pub const TRACE_TABLES: &[&str] = &[
@@ -115,63 +115,6 @@ pub fn export_traces(
             .with_context(|| format!("writing {}", f.display()))?;
     }
     Ok(s)
-}
-
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// A Hive partition value: bytes other than `A-Za-z0-9._+-` percent-encoded, "" as `unknown`.
-pub fn hive_escape(v: &str) -> String {
-    if v.is_empty() {
-        return "unknown".into();
-    }
-    let mut s = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-') {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
-}
-
-/// Write `df` as `DIR/<table>/<k>=<v>/.../part-<id>.parquet` (zstd), atomically.
-pub fn write_part(
-    dir: &Path,
-    table: &str,
-    partition: &[(&str, &str)],
-    id: &str,
-    df: &mut DataFrame,
-) -> anyhow::Result<PathBuf> {
-    let mut p = dir.join(table);
-    for (k, v) in partition {
-        p.push(format!("{k}={}", hive_escape(v)));
-    }
-    std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-    let file = p.join(format!("part-{id}.parquet"));
-    let tmp = p.join(format!(".part-{id}.parquet.tmp"));
-    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    ParquetWriter::new(f)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(df)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("renaming to {}", file.display()))?;
-    Ok(file)
-}
-
-fn c<T, V>(name: &str, v: V) -> Column
-where
-    Series: NamedFrom<V, T>,
-    T: ?Sized,
-{
-    Column::from(Series::new(name.into(), v))
 }
 
 fn frame(id: &str, seq: Vec<u64>, mut cols: Vec<Column>) -> anyhow::Result<DataFrame> {

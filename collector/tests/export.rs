@@ -2,7 +2,8 @@
 //! against the trace (row counts by kind and key values), and the Chrome trace
 //! checked by the independent Python checker (tests/check_chrome_trace.py).
 
-use memmap_collect::export::{fnv1a64, hive_escape, table_dir, TRACE_TABLES};
+use memmap_collect::export::{table_dir, TRACE_TABLES};
+use memmap_model::parquet::{fnv1a64, hive_escape};
 use memmap_model::trace::{Trace, TraceEvent};
 use polars::prelude::DataFrame;
 use polars_io::prelude::{ParquetReader, SerReader};

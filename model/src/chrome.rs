@@ -108,23 +108,27 @@ impl ChromeTrace {
         t_ns: u64,
         args: Map<String, Value>,
     ) {
-        self.push(ChromeEvent {
-            name: name.into(),
-            cat: cat.into(),
-            ph: "i",
-            ts: us(t_ns),
-            dur: None,
-            pid,
-            tid,
-            s: Some("t"),
-            args,
-        });
+        self.push_instant(pid, tid, "t", cat, name, t_ns, args);
     }
 
     /// A process-scoped instant ("i", s = "p"): a vertical line over the process.
     pub fn process_instant(
         &mut self,
         pid: u32,
+        cat: &str,
+        name: &str,
+        t_ns: u64,
+        args: Map<String, Value>,
+    ) {
+        self.push_instant(pid, 0, "p", cat, name, t_ns, args);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_instant(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        scope: &'static str,
         cat: &str,
         name: &str,
         t_ns: u64,
@@ -137,8 +141,8 @@ impl ChromeTrace {
             ts: us(t_ns),
             dur: None,
             pid,
-            tid: 0,
-            s: Some("p"),
+            tid,
+            s: Some(scope),
             args,
         });
     }

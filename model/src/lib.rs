@@ -6,6 +6,8 @@ pub mod chrome;
 pub mod hist;
 pub mod hlog;
 pub mod layout;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod run;
 pub mod scenario;
 pub mod trace;

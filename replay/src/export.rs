@@ -14,9 +14,9 @@ use memmap_model::chrome::ChromeTrace;
 use memmap_model::chrome_args;
 use memmap_model::hist::StoredHistogram;
 use memmap_model::hlog::{self, Interval};
+use memmap_model::parquet::{col as c, fnv1a64, write_part};
 use memmap_model::run::{CounterValue, RecordFlavor, RunFile, SpanKind, StoreKind, ThreadRole};
 use polars::prelude::{Column, DataFrame, NamedFrom, Series};
-use polars_io::prelude::{ParquetCompression, ParquetWriter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -179,32 +179,6 @@ pub fn run_id(r: &RunFile) -> String {
     format!("{:016x}", fnv1a64(key.as_bytes()))
 }
 
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// A Hive partition value: bytes other than `A-Za-z0-9._+-` percent-encoded (as Hive
-/// escapes path names), "" as `unknown`.
-pub fn hive_escape(v: &str) -> String {
-    if v.is_empty() {
-        return "unknown".into();
-    }
-    let mut s = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-') {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
-}
-
 fn path_safe(v: &str) -> String {
     v.chars()
         .map(|c| {
@@ -215,30 +189,6 @@ fn path_safe(v: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Write `df` as `DIR/<table>/<k>=<v>/.../part-<id>.parquet` (zstd), atomically.
-pub fn write_part(
-    dir: &Path,
-    table: &str,
-    partition: &[(&str, &str)],
-    id: &str,
-    df: &mut DataFrame,
-) -> anyhow::Result<PathBuf> {
-    let mut p = dir.join(table);
-    for (k, v) in partition {
-        p.push(format!("{k}={}", hive_escape(v)));
-    }
-    std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-    let file = p.join(format!("part-{id}.parquet"));
-    let tmp = p.join(format!(".part-{id}.parquet.tmp"));
-    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    ParquetWriter::new(f)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(df)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("renaming to {}", file.display()))?;
-    Ok(file)
 }
 
 fn store_name(s: StoreKind) -> &'static str {
@@ -271,15 +221,6 @@ pub fn span_kind_name(k: SpanKind) -> &'static str {
         SpanKind::Steal => "steal",
         SpanKind::Stall => "stall",
     }
-}
-
-/// Column helper: `c("name", values)`.
-fn c<T, V>(name: &str, v: V) -> Column
-where
-    Series: NamedFrom<V, T>,
-    T: ?Sized,
-{
-    Column::from(Series::new(name.into(), v))
 }
 
 fn frame(cols: Vec<Column>) -> anyhow::Result<DataFrame> {

@@ -5,8 +5,9 @@
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
+use memmap_model::parquet::hive_escape;
 use memmap_model::run::{CounterValue, RunFile};
-use memmap_replay::export::{hive_escape, run_id, RUN_TABLES};
+use memmap_replay::export::{run_id, RUN_TABLES};
 use polars::prelude::DataFrame;
 use polars_io::prelude::{ParquetReader, SerReader};
 use std::collections::BTreeMap;

@@ -1,0 +1,104 @@
+//! Parquet writing shared by both exports (`memmap-collect export`, `memmap-replay
+//! export`): Hive-partitioned, zstd, atomic file placement. Behind the `parquet` feature so
+//! the viewer does not build polars for nothing.
+
+use anyhow::Context as _;
+use polars::prelude::{Column, DataFrame, NamedFrom, Series};
+use polars_io::prelude::{ParquetCompression, ParquetWriter};
+use std::path::{Path, PathBuf};
+
+/// FNV-1a, 64 bit: a stable id for a run or trace, the same in every build (std's hasher
+/// is seeded per process).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A Hive partition value: bytes other than `A-Za-z0-9._+-` percent-encoded (as Hive
+/// escapes path names), "" as `unknown`.
+pub fn hive_escape(v: &str) -> String {
+    if v.is_empty() {
+        return "unknown".into();
+    }
+    let mut s = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-') {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// Write `df` as `DIR/<table>/<k>=<v>/.../part-<id>.parquet` (zstd). Written to a hidden
+/// temporary name first and renamed, so a reader never sees half a file.
+pub fn write_part(
+    dir: &Path,
+    table: &str,
+    partition: &[(&str, &str)],
+    id: &str,
+    df: &mut DataFrame,
+) -> anyhow::Result<PathBuf> {
+    let mut p = dir.join(table);
+    for (k, v) in partition {
+        p.push(format!("{k}={}", hive_escape(v)));
+    }
+    std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+    let file = p.join(format!("part-{id}.parquet"));
+    let tmp = p.join(format!(".part-{id}.parquet.tmp"));
+    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    ParquetWriter::new(f)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(df)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("renaming to {}", file.display()))?;
+    Ok(file)
+}
+
+/// Column helper: `col("name", values)`.
+pub fn col<T, V>(name: &str, v: V) -> Column
+where
+    Series: NamedFrom<V, T>,
+    T: ?Sized,
+{
+    Column::from(Series::new(name.into(), v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_escaped_like_hive() {
+        assert_eq!(hive_escape(""), "unknown");
+        assert_eq!(hive_escape("6.1.0-56-amd64"), "6.1.0-56-amd64");
+        assert_eq!(hive_escape("a/b c=d"), "a%2Fb%20c%3Dd");
+        assert_eq!(hive_escape("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn parts_land_atomically_under_their_partition() {
+        let dir = std::env::temp_dir().join(format!("memmap-parquet-{}", std::process::id()));
+        let mut df = DataFrame::new_infer_height(vec![col("x", [1u64, 2, 3])]).unwrap();
+        let f = write_part(&dir, "t", &[("host", "a b"), ("kernel", "")], "01", &mut df).unwrap();
+        assert_eq!(f, dir.join("t/host=a%20b/kernel=unknown/part-01.parquet"));
+        let names: Vec<_> = std::fs::read_dir(f.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["part-01.parquet"], "no temporary file left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ids_are_stable_fnv1a() {
+        // the published FNV-1a 64 test vectors
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
