@@ -73,7 +73,8 @@ enum Cmd {
         #[arg(long)]
         no_kmsg: bool,
         /// Sample every Nth user page fault of the command (exceptions:page_fault_user).
-        /// Every fault (1) costs a fault-bound workload ~50% here; 16 costs < 5%.
+        /// On a fault-bound workload every fault (1) cost 13-60% and 16 cost 1-15% over
+        /// our measurements (docs/benchmarks.md); most of it is the enabled tracepoint.
         /// DAX faults (fs_dax) are always recorded one by one.
         #[arg(long, default_value_t = 16)]
         fault_period: u64,
