@@ -72,12 +72,18 @@ enum Cmd {
         /// No kernel log.
         #[arg(long)]
         no_kmsg: bool,
-        /// Sample every Nth user page fault of the command (exceptions:page_fault_user).
-        /// On a fault-bound workload every fault (1) cost 13-60% and 16 cost 1-15% over
-        /// our measurements (docs/benchmarks.md); most of it is the enabled tracepoint.
-        /// DAX faults (fs_dax) are always recorded one by one.
+        /// Sample every Nth user page fault of the command; 0: none. DAX faults (fs_dax)
+        /// are always recorded one by one. What each period costs a fault-bound workload
+        /// is in docs/benchmarks.md (on our VM the kernel's page-fault event alone costs
+        /// ~7%; 0 removes it).
         #[arg(long, default_value_t = 16)]
         fault_period: u64,
+        /// How user page faults are sampled: `software` (perf's page-faults:u event:
+        /// address and ip) or `tracepoint` (exceptions:page_fault_user: adds error_code,
+        /// i.e. read/write/protection, but builds a record for every fault, sampled or
+        /// not: 1.15 against 1.10 at the default period in docs/benchmarks.md).
+        #[arg(long, value_enum, default_value_t = record::FaultSource::Software)]
+        fault_source: record::FaultSource,
         /// Per-CPU tracefs buffer, KiB.
         #[arg(long, default_value_t = 8192)]
         buffer_kb: u32,
@@ -231,6 +237,7 @@ fn run(cli: Cli) -> Result<u8> {
             no_uevents,
             no_kmsg,
             fault_period,
+            fault_source,
             buffer_kb,
             ring_pages,
             quiet,
@@ -249,7 +256,8 @@ fn run(cli: Cli) -> Result<u8> {
                 perf: !no_perf,
                 uevents: !no_uevents,
                 kmsg: !no_kmsg,
-                fault_period: fault_period.max(1),
+                fault_period,
+                fault_source,
                 buffer_kb,
                 ring_pages,
                 quiet,

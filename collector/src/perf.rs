@@ -1,13 +1,14 @@
-//! Tracepoints through perf_event_open (perf-event2): one ring buffer per CPU, every
-//! tracepoint of that CPU redirected into it (PERF_EVENT_IOC_SET_OUTPUT), samples with
-//! the raw payload decoded from the tracefs `format` files.
+//! Tracepoints (and the user page-fault software event) through perf_event_open
+//! (perf-event2): one ring buffer per CPU, every event of that CPU redirected into it
+//! (PERF_EVENT_IOC_SET_OUTPUT), tracepoint samples with the raw payload decoded from the
+//! tracefs `format` files.
 //!
 //! Records are parsed by hand rather than with perf-event-data's parser: the sample
-//! layout is fixed by the sample_type chosen here (IDENTIFIER | TID | TIME | CPU | RAW)
-//! and the generic parser allocates per record.
+//! layouts are fixed by the sample_types chosen here ([`SAMPLE_FLAGS`],
+//! [`PAGE_FAULT_SAMPLE_FLAGS`]) and the generic parser allocates per record.
 
 use anyhow::{anyhow, bail, Context, Result};
-use perf_event2::events::Tracepoint;
+use perf_event2::events::{Software, Tracepoint};
 use perf_event2::{Builder, Clock, SampleFlag, Sampler};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -175,10 +176,44 @@ pub struct RawSample {
     pub fields: BTreeMap<String, Value>,
 }
 
-/// How one tracepoint is sampled.
+/// What one perf event counts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Probe {
+    Tracepoint {
+        system: String,
+        event: String,
+    },
+    /// PERF_COUNT_SW_PAGE_FAULTS of user mode only (perf's `page-faults:u`): counted in
+    /// the x86 fault handler where `exceptions:page_fault_user` fires, but without
+    /// building a tracepoint record per fault, so far cheaper while sampling every Nth.
+    /// Samples carry the fault `address` and the faulting `ip`; no `error_code`.
+    UserPageFaults,
+}
+
+/// The trace name of [`Probe::UserPageFaults`] samples: the perf PMU (`software`, as in
+/// /sys/bus/event_source/devices) and perf's event name, like a tracepoint's system:event.
+pub const USER_PAGE_FAULTS: &str = "software:page-faults";
+
+impl Probe {
+    pub fn tracepoint(system: &str, event: &str) -> Probe {
+        Probe::Tracepoint {
+            system: system.into(),
+            event: event.into(),
+        }
+    }
+
+    /// "system:event", as in the trace.
+    pub fn name(&self) -> String {
+        match self {
+            Probe::Tracepoint { system, event } => format!("{system}:{event}"),
+            Probe::UserPageFaults => USER_PAGE_FAULTS.into(),
+        }
+    }
+}
+
+/// How one event is sampled.
 pub struct Want {
-    pub system: String,
-    pub event: String,
+    pub probe: Probe,
     /// Sample every Nth hit (1 = every hit).
     pub period: u64,
     /// Follow only this process tree (inherit) instead of the whole system.
@@ -193,7 +228,7 @@ struct CpuBuffer {
 
 pub struct TracepointSampler {
     buffers: Vec<CpuBuffer>,
-    by_id: HashMap<u64, Arc<Format>>,
+    by_id: HashMap<u64, Decoder>,
     pub lost: u64,
     scratch: Vec<u8>,
     /// Samples read but not yet delivered, and where the previous pass began: see
@@ -203,6 +238,8 @@ pub struct TracepointSampler {
 }
 
 pub const SAMPLE_FLAGS: u64 = (1 << 16) | (1 << 1) | (1 << 2) | (1 << 7) | (1 << 10); // IDENTIFIER TID TIME CPU RAW
+pub const PAGE_FAULT_SAMPLE_FLAGS: u64 =
+    (1 << 16) | (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 7); // IDENTIFIER IP TID TIME ADDR CPU
 
 /// Per source: Ok(what was set up) or Err(why not).
 pub type SourceStatus = (String, Result<String, String>);
@@ -218,8 +255,17 @@ pub fn open(
     let mut status = Vec::new();
     let mut formats = Vec::new();
     for w in wants {
-        let label = format!("perf:{}:{}", w.system, w.event);
-        match Format::read(tracefs, &w.system, &w.event) {
+        let label = format!("perf:{}", w.probe.name());
+        let read = match &w.probe {
+            Probe::Tracepoint { system, event } => Format::read(tracefs, system, event),
+            // No payload: the sample's ADDR and IP are its fields.
+            Probe::UserPageFaults => Ok(Format {
+                name: USER_PAGE_FAULTS.into(),
+                id: 0,
+                fields: Vec::new(),
+            }),
+        };
+        match read {
             Ok(f) => formats.push((Arc::new(f), w)),
             Err(e) => {
                 let mut why = format!("{e:#}");
@@ -243,15 +289,28 @@ pub fn open(
         let mut leader: Option<Sampler> = None;
         let mut others = Vec::new();
         for (f, w) in &formats {
-            let mut b = Builder::new(Tracepoint::with_id(f.id));
+            let mut b = match w.probe {
+                Probe::Tracepoint { .. } => {
+                    let mut b = Builder::new(Tracepoint::with_id(f.id));
+                    // Tracepoints fire in kernel context: perf-event2 excludes the kernel
+                    // by default, which would drop every sample but syscall ones.
+                    b.sample(SampleFlag::from_bits_retain(SAMPLE_FLAGS))
+                        .exclude_kernel(false)
+                        .exclude_hv(false);
+                    b
+                }
+                Probe::UserPageFaults => {
+                    let mut b = Builder::new(Software::PAGE_FAULTS);
+                    // exclude_kernel drops faults taken in kernel mode (copy_to_user...):
+                    // user faults only, as exceptions:page_fault_user.
+                    b.sample(SampleFlag::from_bits_retain(PAGE_FAULT_SAMPLE_FLAGS))
+                        .exclude_kernel(true);
+                    b
+                }
+            };
             b.one_cpu(cpu)
-                .sample(SampleFlag::from_bits_retain(SAMPLE_FLAGS))
                 .sample_period(w.period.max(1))
                 .clockid(Clock::MONOTONIC)
-                // Tracepoints fire in kernel context: perf-event2 excludes the kernel
-                // by default, which would drop every sample but syscall ones.
-                .exclude_kernel(false)
-                .exclude_hv(false)
                 .wakeup_watermark(ring_pages * 4096 / 4)
                 .enabled(false);
             match w.task {
@@ -265,7 +324,11 @@ pub fn open(
                     continue;
                 }
             };
-            by_id.insert(c.id(), f.clone());
+            let decoder = match w.probe {
+                Probe::Tracepoint { .. } => Decoder::Tracepoint(f.clone()),
+                Probe::UserPageFaults => Decoder::UserPageFault(f.clone()),
+            };
+            by_id.insert(c.id(), decoder);
             match &leader {
                 None => match c.sampled(ring_pages * 4096) {
                     Ok(s) => leader = Some(s),
@@ -445,8 +508,15 @@ fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Sample body for SAMPLE_FLAGS: id, pid, tid, time, cpu, res, raw size, raw.
-fn parse_sample(b: &[u8], by_id: &HashMap<u64, Arc<Format>>) -> Option<RawSample> {
+/// How the samples of one event id are laid out and named.
+enum Decoder {
+    /// [`SAMPLE_FLAGS`]: id, pid, tid, time, cpu, res, raw size, raw.
+    Tracepoint(Arc<Format>),
+    /// [`PAGE_FAULT_SAMPLE_FLAGS`]: id, ip, pid, tid, time, addr, cpu, res.
+    UserPageFault(Arc<Format>),
+}
+
+fn parse_sample(b: &[u8], by_id: &HashMap<u64, Decoder>) -> Option<RawSample> {
     let u64_at = |o: usize| {
         b.get(o..o + 8)
             .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
@@ -456,14 +526,38 @@ fn parse_sample(b: &[u8], by_id: &HashMap<u64, Arc<Format>>) -> Option<RawSample
             .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
     };
     let id = u64_at(0)?;
-    let format = by_id.get(&id)?.clone();
-    let pid = u32_at(8)?;
-    let tid = u32_at(12)?;
-    let t_ns = u64_at(16)?;
-    let cpu = u32_at(24)?;
-    let size = u32_at(32)? as usize;
-    let raw = b.get(36..36 + size)?;
-    let fields = format.decode(raw);
+    let (format, pid, tid, t_ns, cpu, fields) = match by_id.get(&id)? {
+        Decoder::Tracepoint(format) => {
+            let size = u32_at(32)? as usize;
+            let raw = b.get(36..36 + size)?;
+            let fields = format.decode(raw);
+            (
+                format,
+                u32_at(8)?,
+                u32_at(12)?,
+                u64_at(16)?,
+                u32_at(24)?,
+                fields,
+            )
+        }
+        Decoder::UserPageFault(format) => {
+            let ip = u64_at(8)?;
+            let address = u64_at(32)?;
+            let fields = BTreeMap::from([
+                ("address".to_string(), Value::from(address)),
+                ("ip".to_string(), Value::from(ip)),
+            ]);
+            (
+                format,
+                u32_at(16)?,
+                u32_at(20)?,
+                u64_at(24)?,
+                u32_at(40)?,
+                fields,
+            )
+        }
+    };
+    let format = format.clone();
     Some(RawSample {
         format,
         pid,
@@ -553,8 +647,7 @@ print fmt: \"dev %d:%d ino %#lx %s %s address %#lx vm_start %#lx vm_end %#lx pgo
             .or_else(|_| crate::tracefs::mount())
             .expect("tracefs mounted or mountable");
         let wants = [Want {
-            system: "syscalls".into(),
-            event: "sys_enter_getppid".into(),
+            probe: Probe::tracepoint("syscalls", "sys_enter_getppid"),
             period: 1,
             task: None,
         }];
@@ -632,8 +725,7 @@ print fmt: \"dev %d:%d ino %#lx %s %s address %#lx vm_start %#lx vm_end %#lx pgo
             .or_else(|_| crate::tracefs::mount())
             .expect("tracefs mounted or mountable");
         let wants = [Want {
-            system: "syscalls".into(),
-            event: "sys_enter_getppid".into(),
+            probe: Probe::tracepoint("syscalls", "sys_enter_getppid"),
             period: 1,
             task: None,
         }];
@@ -675,6 +767,85 @@ print fmt: \"dev %d:%d ino %#lx %s %s address %#lx vm_start %#lx vm_end %#lx pgo
         );
         let hops = seen.windows(2).filter(|w| w[0].1 != w[1].1).count();
         assert!(hops >= 30, "the samples alternate CPUs: {seen:?}");
+    }
+
+    #[test]
+    fn user_page_faults_are_sampled_with_their_address_and_kernel_mode_ones_are_not() {
+        // Real software event on this thread: 32 pages written from user mode, 8 more
+        // filled by read(/dev/zero), which faults them in kernel mode (clear_user).
+        let me = unsafe { libc::gettid() } as u32;
+        let wants = [Want {
+            probe: Probe::UserPageFaults,
+            period: 1,
+            task: Some(me),
+        }];
+        let (s, status) = open(
+            Path::new("/nonexistent"),
+            &wants,
+            &online_cpus_for_test(),
+            8,
+        );
+        let Some(mut s) = s else {
+            let why = &status[0].1;
+            assert!(
+                why.as_ref().is_err_and(|e| e.contains("CAP_PERFMON")),
+                "{status:?}"
+            );
+            return;
+        };
+        assert_eq!(status[0].0, "perf:software:page-faults");
+        const PAGE: usize = 4096;
+        let (user, kernel) = (32, 8);
+        let len = (user + kernel) * PAGE;
+        // SAFETY: fresh private anonymous mapping, unmapped below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        unsafe { libc::madvise(base, len, libc::MADV_NOHUGEPAGE) };
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        s.enable().unwrap();
+        for i in 0..user {
+            // SAFETY: inside the mapping.
+            unsafe { std::ptr::write_volatile((base as *mut u8).add(i * PAGE), 1) };
+        }
+        let r = unsafe {
+            libc::read(
+                zero.as_raw_fd(),
+                (base as *mut u8).add(user * PAGE).cast(),
+                kernel * PAGE,
+            )
+        };
+        s.disable();
+        assert_eq!(r, (kernel * PAGE) as isize);
+        let (lo, hi) = (base as u64, base as u64 + len as u64);
+        let mut got = Vec::new();
+        s.drain(true, |r| {
+            assert_eq!(r.format.name, USER_PAGE_FAULTS);
+            let a = r.fields["address"].as_u64().unwrap();
+            assert!(
+                r.fields["ip"].as_u64().is_some_and(|ip| ip > 0),
+                "{:?}",
+                r.fields
+            );
+            if r.tid == me && (lo..hi).contains(&a) {
+                got.push(a);
+            }
+        });
+        unsafe { libc::munmap(base, len) };
+        let want: Vec<u64> = (0..user as u64).map(|i| lo + i * PAGE as u64).collect();
+        got.sort();
+        assert_eq!(
+            got, want,
+            "one sample per user-mode fault, none for kernel-mode ones"
+        );
     }
 
     fn online_cpus_for_test() -> Vec<usize> {

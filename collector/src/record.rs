@@ -9,7 +9,7 @@
 
 use crate::correlate::{Correlator, Sample};
 use crate::import::ftrace::FtraceParser;
-use crate::perf::{self, Want};
+use crate::perf::{self, Probe, Want};
 use crate::tracefs::{self, State};
 use crate::{kmsg, snapshot, uevent};
 use anyhow::{Context, Result};
@@ -34,8 +34,9 @@ pub struct RecordOpts {
     pub perf: bool,
     pub uevents: bool,
     pub kmsg: bool,
-    /// Sample every Nth user page fault (exceptions:page_fault_user).
+    /// Sample every Nth user page fault of the command; 0: none.
     pub fault_period: u64,
+    pub fault_source: FaultSource,
     /// Per-CPU tracefs buffer of our instance, KiB.
     pub buffer_kb: u32,
     /// Per-CPU perf ring buffer, pages (power of two).
@@ -43,7 +44,19 @@ pub struct RecordOpts {
     pub quiet: bool,
 }
 
-/// Tracepoints sampled through perf: (system, event, follows the command's tasks).
+/// How the command's user page faults are sampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultSource {
+    /// The software event PERF_COUNT_SW_PAGE_FAULTS, user mode (`software:page-faults`).
+    Software,
+    /// The `exceptions:page_fault_user` tracepoint.
+    Tracepoint,
+}
+
+/// The tracepoint [`FaultSource::Tracepoint`] samples.
+const FAULT_TRACEPOINT: (&str, &str) = ("exceptions", "page_fault_user");
+
+/// Tracepoints sampled system-wide through perf (user page faults are added apart).
 const TRACEPOINTS: &[(&str, &str)] = &[
     ("fs_dax", "dax_pmd_fault"),
     ("fs_dax", "dax_pmd_fault_done"),
@@ -51,7 +64,6 @@ const TRACEPOINTS: &[(&str, &str)] = &[
     ("fs_dax", "dax_pte_fault_done"),
     ("fs_dax", "dax_load_hole"),
     ("fs_dax", "dax_insert_mapping"),
-    ("exceptions", "page_fault_user"),
     ("sched", "sched_switch"),
     ("workqueue", "workqueue_execute_start"),
     ("workqueue", "workqueue_execute_end"),
@@ -313,23 +325,27 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
             )),
             Some((t, _)) => {
                 let cpus = online_cpus();
-                let wants: Vec<Want> = TRACEPOINTS
+                let mut wants: Vec<Want> = TRACEPOINTS
                     .iter()
                     .map(|(s, e)| Want {
-                        system: s.to_string(),
-                        event: e.to_string(),
-                        period: if *e == "page_fault_user" {
-                            opts.fault_period
-                        } else {
-                            1
-                        },
-                        task: if *e == "page_fault_user" {
-                            child_pid
-                        } else {
-                            None
-                        },
+                        probe: Probe::tracepoint(s, e),
+                        period: 1,
+                        task: None,
                     })
                     .collect();
+                // User faults of the command's process tree (system-wide without one).
+                if opts.fault_period > 0 {
+                    wants.push(Want {
+                        probe: match opts.fault_source {
+                            FaultSource::Software => Probe::UserPageFaults,
+                            FaultSource::Tracepoint => {
+                                Probe::tracepoint(FAULT_TRACEPOINT.0, FAULT_TRACEPOINT.1)
+                            }
+                        },
+                        period: opts.fault_period,
+                        task: child_pid,
+                    });
+                }
                 let (sampler, status) = perf::open(t, &wants, &cpus, opts.ring_pages);
                 for (src, st) in status {
                     setup_events.push(match st {

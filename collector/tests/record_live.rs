@@ -100,41 +100,79 @@ fn command_exit_code_marks_and_clean_exit() {
 }
 
 #[test]
-fn page_faults_of_the_command_are_sampled() {
+fn page_faults_of_the_command_are_sampled_by_either_source_or_not_at_all() {
     if !is_root() {
         return;
     }
     let _g = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
     tracefs();
-    let f = out("faults.jsonl");
-    let st = Command::new(bin())
-        .args(["record", "-q", "--fault-period", "1", "-o"])
-        .arg(&f)
-        .args(["--", bin(), "fault-workload", "--mib", "16"])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let tr = Trace::read(&f).unwrap();
-    let faults = tr
-        .events
-        .iter()
-        .filter(|e| matches!(e, TraceEvent::Tracepoint { name, .. } if name == "exceptions:page_fault_user"))
-        .count();
-    let lost: u64 = tr
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            TraceEvent::Lost { count, .. } => Some(*count),
-            _ => None,
-        })
-        .sum();
-    // 16 MiB of 4 KiB pages = 4096 faults, plus the binary's own start-up faults;
-    // anything the ring buffer dropped must be reported as lost.
-    assert!(
-        faults as u64 + lost >= 4096,
-        "{faults} fault samples + {lost} lost < 4096"
-    );
+    for (source, period, name) in [
+        ("software", "1", Some("software:page-faults")),
+        ("tracepoint", "1", Some("exceptions:page_fault_user")),
+        ("software", "0", None),
+    ] {
+        let f = out(&format!("faults-{source}-{period}.jsonl"));
+        let st = Command::new(bin())
+            .args([
+                "record",
+                "-q",
+                "--fault-source",
+                source,
+                "--fault-period",
+                period,
+            ])
+            .arg("-o")
+            .arg(&f)
+            .args(["--", bin(), "fault-workload", "--mib", "16"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let tr = Trace::read(&f).unwrap();
+        let faults: Vec<_> = tr
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Tracepoint { name, fields, .. }
+                    if name == "software:page-faults" || name == "exceptions:page_fault_user" =>
+                {
+                    Some((name.as_str(), fields))
+                }
+                _ => None,
+            })
+            .collect();
+        let lost: u64 = tr
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Lost { count, .. } => Some(*count),
+                _ => None,
+            })
+            .sum();
+        let Some(name) = name else {
+            assert!(
+                faults.is_empty(),
+                "--fault-period 0 sampled {}",
+                faults.len()
+            );
+            continue;
+        };
+        // 16 MiB of 4 KiB pages = 4096 faults, plus the binary's own start-up faults;
+        // anything the ring buffer dropped must be reported as lost.
+        assert!(
+            faults.len() as u64 + lost >= 4096,
+            "{source}: {} fault samples + {lost} lost < 4096",
+            faults.len()
+        );
+        assert!(faults.iter().all(|(n, _)| *n == name), "{source}: {name}");
+        // Both sources give the address and the faulting instruction.
+        assert!(
+            faults.iter().all(|(_, f)| f["address"].as_u64().is_some()
+                && f["ip"].as_u64().is_some_and(|ip| ip > 0)),
+            "{source}: {:?}",
+            faults.first()
+        );
+    }
 }
 
 #[test]
