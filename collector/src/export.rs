@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 use memmap_model::chrome::ChromeTrace;
 use memmap_model::chrome_args;
 use memmap_model::layout::{MapLocation, NsMode};
-use memmap_model::parquet::{col as c, fnv1a64, write_part};
+use memmap_model::parquet::{col as c, write_part, Fnv1a64, HashingReader};
 use memmap_model::trace::{Trace, TraceEvent};
 use polars::prelude::{Column, DataFrame, NamedFrom, Series};
 use std::collections::BTreeMap;
@@ -66,22 +66,51 @@ pub struct ExportSummary {
     pub chrome_events: usize,
 }
 
-/// Read the traces and export them.
+/// Read the traces and export them. Parquet alone reads one trace at a time (each
+/// trace's parts are complete once written; a later malformed file stops the export
+/// with an error naming it). The Chrome trace needs every trace at once.
 pub fn run(files: &[PathBuf], opts: &ExportOptions) -> anyhow::Result<ExportSummary> {
     if opts.parquet.is_none() && opts.chrome_trace.is_none() {
         bail!("export: nothing to do: give --parquet DIR and/or --chrome-trace FILE");
     }
-    let mut traces = Vec::new();
-    for f in files {
-        let bytes = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
-        let t = Trace::from_reader(&f.display().to_string(), bytes.as_slice())?;
-        for w in &t.warnings {
-            eprintln!("memmap-collect: warning: {w}");
+    if opts.chrome_trace.is_none() {
+        let mut s = ExportSummary::default();
+        for f in files {
+            let one = export_traces(&[read_trace(f)?], opts)?;
+            for (table, n) in one.rows {
+                *s.rows.entry(table).or_default() += n;
+            }
+            s.parquet_files.extend(one.parquet_files);
         }
-        let id = format!("{:016x}", fnv1a64(&bytes));
-        traces.push((f.clone(), id, t));
+        return Ok(s);
     }
+    let traces = files
+        .iter()
+        .map(read_trace)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     export_traces(&traces, opts)
+}
+
+/// (path, trace id, trace): the id is the FNV-1a of the file's bytes, hashed as the
+/// file is parsed rather than after reading it whole.
+fn read_trace(f: &PathBuf) -> anyhow::Result<(PathBuf, String, Trace)> {
+    let file = std::fs::File::open(f).with_context(|| format!("{}: cannot read", f.display()))?;
+    let mut r = std::io::BufReader::with_capacity(
+        1 << 20,
+        HashingReader {
+            inner: file,
+            hash: Fnv1a64::default(),
+        },
+    );
+    let t = Trace::from_reader(&f.display().to_string(), &mut r)?;
+    // The parser reads to the end; make sure of it, the id must cover every byte.
+    std::io::copy(&mut r, &mut std::io::sink())
+        .with_context(|| format!("{}: cannot read", f.display()))?;
+    for w in &t.warnings {
+        eprintln!("memmap-collect: warning: {w}");
+    }
+    let id = format!("{:016x}", r.get_ref().hash.0);
+    Ok((f.clone(), id, t))
 }
 
 /// Export already-read traces: (path, trace id, trace).

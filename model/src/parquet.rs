@@ -10,12 +10,43 @@ use std::path::{Path, PathBuf};
 /// FNV-1a, 64 bit: a stable id for a run or trace, the same in every build (std's hasher
 /// is seeded per process).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut h = Fnv1a64::default();
+    h.update(bytes);
+    h.0
+}
+
+/// [`fnv1a64`] fed in pieces, e.g. as a file is read (see [`HashingReader`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fnv1a64(pub u64);
+
+impl Default for Fnv1a64 {
+    fn default() -> Self {
+        Fnv1a64(0xcbf2_9ce4_8422_2325)
     }
-    h
+}
+
+impl Fnv1a64 {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// A reader that hashes what passes through it, so a file can be parsed and identified
+/// in one pass without holding its bytes.
+pub struct HashingReader<R> {
+    pub inner: R,
+    pub hash: Fnv1a64,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// A Hive partition value: bytes other than `A-Za-z0-9._+-` percent-encoded (as Hive
@@ -100,5 +131,20 @@ mod tests {
         // the published FNV-1a 64 test vectors
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn a_hashing_reader_hashes_exactly_what_was_read_in_any_pieces() {
+        use std::io::Read;
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut r = HashingReader {
+            inner: data.as_slice(),
+            hash: Fnv1a64::default(),
+        };
+        let mut buf = [0u8; 333];
+        while r.read(&mut buf).unwrap() > 0 {}
+        assert_eq!(r.hash.0, fnv1a64(&data));
+        assert_ne!(r.hash.0, fnv1a64(&data[1..]));
     }
 }
