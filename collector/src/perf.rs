@@ -185,7 +185,8 @@ pub enum Probe {
     },
     /// PERF_COUNT_SW_PAGE_FAULTS of user mode only (perf's `page-faults:u`): counted in
     /// the x86 fault handler where `exceptions:page_fault_user` fires, but without
-    /// building a tracepoint record per fault, so far cheaper while sampling every Nth.
+    /// building a tracepoint record per fault: cheaper when sampling every Nth (1.10
+    /// against 1.15 of the workload alone at N = 16, docs/benchmarks.md).
     /// Samples carry the fault `address` and the faulting `ip`; no `error_code`.
     UserPageFaults,
 }
