@@ -1,0 +1,467 @@
+//! The vmemmap populate simulation: `__add_pages` -> `sparse_add_section` ->
+//! `__populate_section_memmap`, where each struct page's backing comes from (altmap, RAM PMD
+//! block, RAM base pages, or the hot-added block itself), and the `vmem_altmap` allocator.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+use super::{align_down, align_up, LayoutError, LayoutParams};
+
+/// `struct vmem_altmap` after vmemmap populate (include/linux/memremap.h). `align` and
+/// `alloc` are what `altmap_alloc_block_buf` used; pfns below `base_pfn + reserve + free`
+/// (`vmem_altmap_offset`) are not initialised as data pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Altmap {
+    pub base_pfn: u64,
+    pub reserve: u64,
+    pub free: u64,
+    pub align: u64,
+    pub alloc: u64,
+}
+
+impl Altmap {
+    /// `vmem_altmap_offset()`: `reserve + free`.
+    pub fn offset(&self) -> u64 {
+        self.reserve + self.free
+    }
+
+    /// `vmem_altmap_next_pfn()`.
+    pub fn next_pfn(&self) -> u64 {
+        self.base_pfn + self.reserve + self.alloc + self.align
+    }
+
+    /// `vmem_altmap_nr_free()`.
+    pub fn nr_free(&self) -> u64 {
+        self.free.saturating_sub(self.alloc + self.align)
+    }
+
+    /// `altmap_alloc_block_buf()` (mm/sparse-vmemmap.c, 6.1): the first allocation is aligned
+    /// to its own size (`nr_align = ALIGN(pfn, nr_pfns) - pfn`, counted against `free`).
+    /// Returns the first pfn of the block, or None when the altmap is exhausted.
+    pub fn alloc_block(&mut self, nr_pfns: u64) -> Option<u64> {
+        let pfn = self.next_pfn();
+        let unit = 1u64 << nr_pfns.trailing_zeros(); // find_first_bit(&nr_pfns)
+        let nr_align = align_up(pfn, unit) - pfn;
+        if nr_pfns + nr_align > self.nr_free() {
+            return None;
+        }
+        self.alloc += nr_pfns;
+        self.align += nr_align;
+        Some(pfn + nr_align)
+    }
+}
+
+/// Where the backing of one vmemmap block comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum VmemmapBacking {
+    /// A PMD block allocated from the namespace through the altmap; offset from the start of
+    /// the namespace resource.
+    Altmap { device_offset_bytes: u64 },
+    /// A PMD block allocated from System RAM (`vmemmap_alloc_block_buf` without altmap).
+    Ram,
+    /// 4 KiB pages from System RAM (`vmemmap_populate_basepages`, or the compound-page
+    /// path `vmemmap_populate_compound_pages`).
+    RamBasePages,
+    /// memmap_on_memory: a PMD block taken from the start of the hot-added memory block;
+    /// offset from the start of that block.
+    MemoryBlock { block_offset_bytes: u64 },
+}
+
+/// One vmemmap mapping unit: the struct pages of pfns [first_pfn, first_pfn+nr_pfns) live
+/// here, contiguous, `bytes` long (2 MiB for a PMD block; for base pages the bytes actually
+/// mapped; for devdax compound pages with tail reuse the unique bytes allocated, 2 pages per
+/// compound page, 0 for sections whose whole vmemmap reuses an earlier tail page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmemmapBlock {
+    pub first_pfn: u64,
+    pub nr_pfns: u64,
+    pub bytes: u64,
+    pub backing: VmemmapBacking,
+}
+
+/// The kernel's vmemmap page tables as left by earlier hot-adds: lets layouts added one
+/// after the other share a PTE table, a base page or a PMD block of the vmemmap (e.g. two
+/// namespaces meeting inside a section, as `ndctl create-namespace` twice in one region).
+/// [`namespace_layout`](super::namespace_layout) and [`hotplug_layout`](super::hotplug_layout)
+/// start from an empty state.
+#[derive(Clone, Debug, Default)]
+pub struct VmemmapState {
+    /// PMD slots of the vmemmap holding a PTE table.
+    pte_slots: HashSet<u64>,
+    /// vmemmap pages (index = vmemmap offset / page size) mapped by base pages.
+    base_pages: HashSet<u64>,
+    /// PMD slots mapped by a huge PMD, and its backing.
+    pmd_slots: HashMap<u64, VmemmapBacking>,
+}
+
+impl VmemmapState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Where altmap offsets are measured from.
+#[derive(Clone, Copy)]
+pub(super) enum AltmapOrigin {
+    Device(u64),
+    MemoryBlock(u64),
+}
+
+/// The vmemmap populate of one range on top of a [`VmemmapState`]: the blocks that map its
+/// struct pages, what their backing cost (device, RAM, page tables) and the altmap.
+pub(super) struct VmemmapSim<'a> {
+    p: &'a LayoutParams,
+    name: &'a str,
+    pub(super) blocks: Vec<VmemmapBlock>,
+    pmd_blocks: HashMap<u64, usize>,
+    state: &'a mut VmemmapState,
+    pub(super) altmap: Option<Altmap>,
+    origin: AltmapOrigin,
+    pub(super) bytes_device: u64,
+    pub(super) bytes_ram: u64,
+    pub(super) pagetable_bytes: u64,
+    /// (first pfn, pfns) of every altmap PMD allocation, in allocation order.
+    pub(super) altmap_blocks: Vec<(u64, u64)>,
+}
+
+impl<'a> VmemmapSim<'a> {
+    pub(super) fn new(
+        p: &'a LayoutParams,
+        name: &'a str,
+        altmap: Option<Altmap>,
+        origin: AltmapOrigin,
+        state: &'a mut VmemmapState,
+    ) -> Self {
+        VmemmapSim {
+            p,
+            name,
+            blocks: Vec::new(),
+            pmd_blocks: HashMap::new(),
+            state,
+            altmap,
+            origin,
+            bytes_device: 0,
+            bytes_ram: 0,
+            pagetable_bytes: 0,
+            altmap_blocks: Vec::new(),
+        }
+    }
+
+    fn pte_tables_for(&mut self, va_start: u64, va_end: u64) {
+        let pmd = self.p.vmemmap_block_size;
+        for slot in va_start / pmd..va_end.div_ceil(pmd) {
+            if self.state.pte_slots.insert(slot) {
+                self.pagetable_bytes += self.p.page_size;
+            }
+        }
+    }
+
+    /// `__add_pages` (mm/memory_hotplug.c): one `sparse_add_section` per section-bounded chunk.
+    /// Returns the number of chunks.
+    pub(super) fn add_pages(
+        &mut self,
+        start_pfn: u64,
+        nr_pages: u64,
+        compound: Option<(u64, u64)>,
+    ) -> Result<u64, LayoutError> {
+        let spp = self.p.section_pages();
+        let end = start_pfn + nr_pages;
+        let mut pfn = start_pfn;
+        let mut chunks = 0;
+        while pfn < end {
+            let cur = (end - pfn).min(align_down(pfn + spp, spp) - pfn);
+            self.populate_section_memmap(pfn, cur, compound)?;
+            chunks += 1;
+            pfn += cur;
+        }
+        Ok(chunks)
+    }
+
+    /// `__populate_section_memmap` (mm/sparse-vmemmap.c, 6.1): compound devmaps without an
+    /// altmap take `vmemmap_populate_compound_pages`, everything else `vmemmap_populate`.
+    fn populate_section_memmap(
+        &mut self,
+        pfn: u64,
+        nr: u64,
+        compound: Option<(u64, u64)>,
+    ) -> Result<(), LayoutError> {
+        if let Some((range_start, cp)) = compound {
+            if self.altmap.is_none() && self.p.struct_page_size.is_power_of_two() {
+                self.populate_compound(pfn, nr, range_start, cp);
+                return Ok(());
+            }
+        }
+        self.vmemmap_populate(pfn, nr)
+    }
+
+    /// `vmemmap_populate` (arch/x86/mm/init_64.c, 6.1): a chunk whose memmap is smaller than a
+    /// section's gets base pages from RAM (never the altmap); else PMD blocks. v5.2 had no
+    /// base-page rule (chunks were whole sections).
+    fn vmemmap_populate(&mut self, pfn: u64, nr: u64) -> Result<(), LayoutError> {
+        let sps = self.p.struct_page_size;
+        if self.p.subsection_hotplug && nr * sps < self.p.section_pages() * sps {
+            self.populate_basepages(pfn, nr);
+            Ok(())
+        } else {
+            self.populate_hugepages(pfn, nr)
+        }
+    }
+
+    /// `vmemmap_populate_basepages(start, end, node, NULL)`: 4 KiB pages from RAM; pages
+    /// already mapped are reused.
+    fn populate_basepages(&mut self, pfn: u64, nr: u64) {
+        let (ps, sps) = (self.p.page_size, self.p.struct_page_size);
+        let (va_s, va_e) = (pfn * sps, (pfn + nr) * sps);
+        let (first, last) = (va_s / ps, va_e.div_ceil(ps));
+        for pg in first..last {
+            if self.state.base_pages.insert(pg) {
+                self.bytes_ram += ps;
+            }
+        }
+        self.pte_tables_for(va_s, va_e);
+        self.blocks.push(VmemmapBlock {
+            first_pfn: pfn,
+            nr_pfns: nr,
+            bytes: (last - first) * ps,
+            backing: VmemmapBacking::RamBasePages,
+        });
+    }
+
+    /// `vmemmap_populate_hugepages` (x86, 6.1): per PMD: reuse a populated huge PMD, else
+    /// `vmemmap_alloc_block_buf(PMD_SIZE, node, altmap)`: altmap -> `altmap_alloc_block_buf`
+    /// (no fallback: -ENOMEM), no altmap -> RAM.
+    fn populate_hugepages(&mut self, pfn: u64, nr: u64) -> Result<(), LayoutError> {
+        let (ps, sps, pmd) = (
+            self.p.page_size,
+            self.p.struct_page_size,
+            self.p.vmemmap_block_size,
+        );
+        let va_e = (pfn + nr) * sps;
+        let mut addr = pfn * sps;
+        while addr < va_e {
+            let slot = addr / pmd;
+            let next = ((slot + 1) * pmd).min(va_e);
+            let (bpfn, bnr) = (addr / sps, (next - addr) / sps);
+            if let Some(&i) = self.pmd_blocks.get(&slot) {
+                let is_last = i + 1 == self.blocks.len();
+                let b = &mut self.blocks[i];
+                if b.first_pfn + b.nr_pfns == bpfn && is_last {
+                    b.nr_pfns += bnr;
+                } else {
+                    let backing = b.backing;
+                    self.blocks.push(VmemmapBlock {
+                        first_pfn: bpfn,
+                        nr_pfns: bnr,
+                        bytes: 0,
+                        backing,
+                    });
+                }
+            } else if let Some(&backing) = self.state.pmd_slots.get(&slot) {
+                // populated by an earlier range: vmemmap_verify + vmemmap_use_sub_pmd
+                self.blocks.push(VmemmapBlock {
+                    first_pfn: bpfn,
+                    nr_pfns: bnr,
+                    bytes: 0,
+                    backing,
+                });
+            } else if self.state.pte_slots.contains(&slot) {
+                // PMD already holds a PTE table: x86 falls back to base pages.
+                self.populate_basepages(bpfn, bnr);
+            } else {
+                let backing = if let Some(altmap) = self.altmap.as_mut() {
+                    let want = pmd / ps;
+                    match altmap.alloc_block(want) {
+                        Some(apfn) => {
+                            self.bytes_device += pmd;
+                            self.altmap_blocks.push((apfn, want));
+                            match self.origin {
+                                AltmapOrigin::Device(o) => VmemmapBacking::Altmap {
+                                    device_offset_bytes: (apfn - o) * ps,
+                                },
+                                AltmapOrigin::MemoryBlock(o) => VmemmapBacking::MemoryBlock {
+                                    block_offset_bytes: (apfn - o) * ps,
+                                },
+                            }
+                        }
+                        None => {
+                            return Err(LayoutError::AltmapExhausted {
+                                name: self.name.to_string(),
+                                pfn: bpfn,
+                                needed: want,
+                                free: altmap.nr_free(),
+                                total_free: altmap.free,
+                            })
+                        }
+                    }
+                } else {
+                    self.bytes_ram += pmd;
+                    VmemmapBacking::Ram
+                };
+                self.pmd_blocks.insert(slot, self.blocks.len());
+                self.state.pmd_slots.insert(slot, backing);
+                self.blocks.push(VmemmapBlock {
+                    first_pfn: bpfn,
+                    nr_pfns: bnr,
+                    bytes: pmd,
+                    backing,
+                });
+            }
+            addr = next;
+        }
+        Ok(())
+    }
+
+    /// `vmemmap_populate_compound_pages` (mm/sparse-vmemmap.c, 6.1): per compound page, the
+    /// head vmemmap page and one tail page are allocated, the other tail vmemmap pages map
+    /// that tail page; a section in the middle of a compound page larger than a sub-section
+    /// (`reuse_compound_section`) maps only the reused tail page.
+    fn populate_compound(&mut self, pfn: u64, nr: u64, range_start: u64, cp: u64) {
+        let (ps, sps) = (self.p.page_size, self.p.struct_page_size);
+        let (va_s, va_e) = (pfn * sps, (pfn + nr) * sps);
+        self.pte_tables_for(va_s, va_e);
+        let offset = pfn - range_start;
+        let new_pages = if !offset.is_multiple_of(cp) && cp > self.p.subsection_pages() {
+            0
+        } else {
+            let size = (va_e - va_s).min(cp * sps);
+            2 * (va_e - va_s).div_ceil(size)
+        };
+        self.bytes_ram += new_pages * ps;
+        self.blocks.push(VmemmapBlock {
+            first_pfn: pfn,
+            nr_pfns: nr,
+            bytes: new_pages * ps,
+            backing: VmemmapBacking::RamBasePages,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::layout::test_fixtures::*;
+    use crate::layout::*;
+
+    #[test]
+    fn altmap_arithmetic_16g_map_dev() {
+        let l = namespace_layout(
+            &ns(QEMU_16G_NS, NsMode::Fsdax, MapLocation::Dev, 2 * MIB),
+            &p61(),
+        )
+        .unwrap();
+        assert_eq!(l.dataoff_bytes, 256 * MIB);
+        assert_eq!(l.npfns, (QEMU_16G_NS - 256 * MIB) / 4096);
+        assert_eq!(
+            l.altmap,
+            Some(Altmap {
+                base_pfn: 0x100000,
+                reserve: 2,
+                free: 65534,
+                align: 510,
+                alloc: 127 * 512,
+            })
+        );
+        let a = l.altmap.unwrap();
+        assert_eq!(a.alloc + a.align, a.free, "altmap exactly exhausted");
+        let (alt, ram, base, mb) = l.vmemmap_block_counts();
+        assert_eq!((alt, ram, base, mb), (127, 0, 1, 0));
+        assert_eq!(
+            l.vmemmap_blocks[0].backing,
+            VmemmapBacking::Altmap {
+                device_offset_bytes: 2 * MIB
+            }
+        );
+        assert_eq!(
+            l.vmemmap_blocks[126].backing,
+            VmemmapBacking::Altmap {
+                device_offset_bytes: 254 * MIB
+            }
+        );
+        // last partial section (112 MiB): memmap 1.75 MiB < 2 MiB -> base pages from RAM
+        let last = l.vmemmap_blocks[127];
+        assert_eq!(last.backing, VmemmapBacking::RamBasePages);
+        assert_eq!(last.first_pfn, 0x100000 + 127 * 32768);
+        assert_eq!(last.nr_pfns, 112 * MIB / 4096);
+        assert_eq!(last.bytes, 1792 * KIB);
+        assert_eq!(l.memmap_bytes_device, 254 * MIB);
+        assert_eq!(l.memmap_bytes_ram, 1792 * KIB);
+        assert_eq!(l.vmemmap_pagetable_bytes, 4096);
+        // blocks cover every pfn of the range, in order
+        let mut next = l.range_start_pfn;
+        for b in &l.vmemmap_blocks {
+            assert_eq!(b.first_pfn, next);
+            next += b.nr_pfns;
+        }
+        assert_eq!(next, l.range_end_pfn());
+        // extents: info block, 510 alignment pfns, 127 blocks, data
+        let roles: Vec<(Role, u64)> = l.extents.iter().map(|e| (e.role, e.pages)).collect();
+        assert_eq!(
+            roles,
+            vec![
+                (Role::InfoBlock, 2),
+                (Role::AlignPadding, 510),
+                (Role::Memmap, 127 * 512),
+                (Role::Data, 4190208 - 65536)
+            ]
+        );
+    }
+
+    #[test]
+    fn exactly_16g_needs_258m_and_128_blocks() {
+        let l = namespace_layout(
+            &ns(16 * GIB, NsMode::Fsdax, MapLocation::Dev, 2 * MIB),
+            &p61(),
+        )
+        .unwrap();
+        assert_eq!(l.dataoff_bytes, 258 * MIB);
+        let a = l.altmap.unwrap();
+        assert_eq!((a.free, a.align, a.alloc), (66046, 510, 128 * 512));
+        assert_eq!(l.vmemmap_block_counts(), (128, 0, 0, 0));
+    }
+
+    /// Pre-5.3 without trimming, a section-unaligned map=dev namespace hot-adds 9 sections
+    /// but nd_pfn_init sized the altmap for PFN_SECTION_ALIGN_UP(npfns) = 8 sections.
+    #[test]
+    fn altmap_exhausted_is_enomem() {
+        let p = LayoutParams {
+            pre53_trim_unaligned: false,
+            ..LayoutParams::pre_5_3()
+        };
+        let s = NamespaceSpec {
+            start_phys: NS_START + 64 * MIB,
+            ..ns(GIB, NsMode::Fsdax, MapLocation::Dev, 2 * MIB)
+        };
+        let e = namespace_layout(&s, &p).unwrap_err();
+        assert!(matches!(e, LayoutError::AltmapExhausted { .. }), "{e}");
+        assert!(e.to_string().contains("altmap_alloc_block_buf"));
+    }
+
+    /// Martins' cover letter: memmap per TiB 16 GiB -> 4 GiB (2M), ~40 MiB (1G, with the
+    /// PTE tables that map it).
+    #[test]
+    fn devdax_compound_memmap_per_tib() {
+        let start = 64 * GIB;
+        let mk = |align| NamespaceSpec {
+            start_phys: start,
+            ..ns(TIB + 2 * GIB, NsMode::Devdax, MapLocation::Mem, align)
+        };
+        let per_tib = |bytes: u64, l: &RangeLayout| {
+            (bytes as u128 * TIB as u128 / (l.range_pages as u128 * 4096)) as u64
+        };
+        let two_m = namespace_layout(&mk(2 * MIB), &p61()).unwrap();
+        assert_eq!(per_tib(two_m.memmap_bytes_ram, &two_m), 4 * GIB);
+        let one_g = namespace_layout(&mk(GIB), &p61()).unwrap();
+        assert_eq!(one_g.range_pages * 4096, TIB + 2 * GIB);
+        assert_eq!(per_tib(one_g.memmap_bytes_ram, &one_g), 8 * MIB);
+        assert_eq!(
+            per_tib(
+                one_g.memmap_bytes_ram + one_g.vmemmap_pagetable_bytes,
+                &one_g
+            ),
+            40 * MIB
+        );
+        assert_eq!(one_g.struct_pages_written, (TIB + 2 * GIB) / GIB * 128);
+        let dev = namespace_layout(&mk(4 * KIB), &p61()).unwrap();
+        assert_eq!(dev.memmap_bytes_ram, (TIB + 2 * GIB) / 64);
+    }
+}
