@@ -6,8 +6,7 @@ pub mod chrome;
 pub mod hist;
 pub mod hlog;
 pub mod layout;
-#[cfg(feature = "parquet")]
-pub mod parquet;
 pub mod run;
 pub mod scenario;
+pub mod stats;
 pub mod trace;

@@ -84,11 +84,31 @@ pub enum SyncLock {
     SubRange,
 }
 
+impl SyncLock {
+    /// The run file's name of the lock scope (`thread`, `sub-range`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncLock::Thread => "thread",
+            SyncLock::SubRange => "sub-range",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StoreKind {
     Regular,
     NonTemporal,
+}
+
+impl StoreKind {
+    /// The run file's name of the store kind (`regular`, `non-temporal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Regular => "regular",
+            StoreKind::NonTemporal => "non-temporal",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +118,16 @@ pub enum RecordFlavor {
     Poison,
     /// 4.20+ (Duyck): pgmap, zone_device_data = NULL.
     DeviceData,
+}
+
+impl RecordFlavor {
+    /// The run file's name of the record flavor (`poison`, `device-data`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordFlavor::Poison => "poison",
+            RecordFlavor::DeviceData => "device-data",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -218,6 +248,17 @@ pub enum ThreadRole {
     Fault,
 }
 
+impl ThreadRole {
+    /// The run file's name of the role (`probe`, `init`, `fault`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadRole::Probe => "probe",
+            ThreadRole::Init => "init",
+            ThreadRole::Fault => "fault",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ThreadRecord {
     pub id: u32,
@@ -246,6 +287,20 @@ pub enum SpanKind {
     Steal,
     /// A fault thread waiting for struct pages.
     Stall,
+}
+
+impl SpanKind {
+    /// The run file's name of the span kind (`populate`, `init`, `pgmap-pass`, `steal`,
+    /// `stall`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Populate => "populate",
+            SpanKind::Init => "init",
+            SpanKind::PgmapPass => "pgmap-pass",
+            SpanKind::Steal => "steal",
+            SpanKind::Stall => "stall",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -390,5 +445,40 @@ fn parse_error(path: &str, e: &serde_json::Error) -> RunFileError {
         line: e.line(),
         column: e.column(),
         msg: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_name(v: impl Serialize) -> String {
+        serde_json::to_value(v)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn enum_names_are_the_run_files_names() {
+        for s in [StoreKind::Regular, StoreKind::NonTemporal] {
+            assert_eq!(s.as_str(), serde_name(s));
+        }
+        for r in [RecordFlavor::Poison, RecordFlavor::DeviceData] {
+            assert_eq!(r.as_str(), serde_name(r));
+        }
+        for r in [ThreadRole::Probe, ThreadRole::Init, ThreadRole::Fault] {
+            assert_eq!(r.as_str(), serde_name(r));
+        }
+        for k in [
+            SpanKind::Populate,
+            SpanKind::Init,
+            SpanKind::PgmapPass,
+            SpanKind::Steal,
+            SpanKind::Stall,
+        ] {
+            assert_eq!(k.as_str(), serde_name(k));
+        }
     }
 }
