@@ -238,28 +238,29 @@ fn import_chunked(
     }
 }
 
-/// Read and parse files into memory (tests, small inputs); see [`import_to`].
-pub fn import_files(
-    format: Format,
-    files: &[impl AsRef<Path>],
-) -> Result<(TraceHeader, Vec<TraceEvent>)> {
-    let mut header = TraceHeader::new(&format!("import:{}", format.name()));
-    let mut events = Vec::new();
-    for f in files {
-        let f = f.as_ref();
-        let bytes = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
-        let text = String::from_utf8_lossy(&bytes);
-        let name = f.display().to_string();
-        header.notes.push(format!("imported from {name}"));
-        events.extend(format.parse(&name, &text));
-    }
-    Ok((header, events))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use memmap_model::trace::Trace;
+
+    /// The in-memory import the streamed one must equal: every file read and parsed whole.
+    fn import_files(
+        format: Format,
+        files: &[impl AsRef<Path>],
+    ) -> Result<(TraceHeader, Vec<TraceEvent>)> {
+        let mut header = TraceHeader::new(&format!("import:{}", format.name()));
+        let mut events = Vec::new();
+        for f in files {
+            let f = f.as_ref();
+            let bytes =
+                std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let name = f.display().to_string();
+            header.notes.push(format!("imported from {name}"));
+            events.extend(format.parse(&name, &text));
+        }
+        Ok((header, events))
+    }
 
     #[test]
     fn streamed_import_equals_in_memory_import_at_any_chunk_size() {
