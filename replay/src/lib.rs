@@ -8,7 +8,7 @@ pub mod engine;
 pub mod export;
 pub mod faults;
 pub mod layout_cmd;
-pub mod record;
 pub mod runner;
 pub mod strategy;
+pub mod struct_page;
 pub mod target;
