@@ -25,12 +25,13 @@ fi
 step "build"
 PROFILE=${NOTEBOOKS_CARGO_PROFILE:-release}
 case $PROFILE in
-  release) cargo build --release --locked -p memmap-replay -p memmap-collect; BIN=target/release ;;
-  dev) cargo build --locked -p memmap-replay -p memmap-collect; BIN=target/debug ;;
+  release) cargo build --release --locked -p memmap-replay -p memmap-collect -p memmap-export; BIN=target/release ;;
+  dev) cargo build --locked -p memmap-replay -p memmap-collect -p memmap-export; BIN=target/debug ;;
   *) echo "NOTEBOOKS_CARGO_PROFILE must be release or dev" >&2; exit 2 ;;
 esac
 R=$BIN/memmap-replay
 C=$BIN/memmap-collect
+E=$BIN/memmap-export
 
 DATA=$OUT/data
 rm -rf "$DATA" "$OUT/executed" "$OUT/figures"
@@ -44,11 +45,11 @@ done
 # baseline = first file = williams-mt
 "$R" compare --json "$DATA/runs-ab/qemu-16g-williams-mt.run.json" \
   "$DATA/runs-ab/qemu-16g-williams-async.run.json" >"$DATA/ab.compare.json"
-"$R" export "$DATA"/runs-ab/*.run.json --parquet "$DATA/ab" --hlog "$DATA/hlog" \
+"$E" "$DATA"/runs-ab/*.run.json --parquet "$DATA/ab" --hlog "$DATA/hlog" \
   --chrome-trace "$DATA/ab.chrome.json"
 
 step "real traces: the testbed's recordings"
-"$C" export traces/real/testbed/*.jsonl --host qemu-testbed --parquet "$DATA/testbed" \
+"$E" traces/real/testbed/*.jsonl --host qemu-testbed --parquet "$DATA/testbed" \
   --chrome-trace "$DATA/testbed.chrome.json"
 for t in traces/real/testbed/*.jsonl; do
   "$C" info --json "$t" >"$DATA/testbed-info/$(basename "$t" .jsonl).json"
@@ -72,14 +73,15 @@ done
 for s in williams-async duyck lizhe-nt; do
   "$R" run qemu-16g --strategy "$s" --scale 0.0625 --repeat 2 -o "$DATA/runs-fleet/qemu-16g-x16-$s.run.json" >/dev/null
 done
-"$R" export "$DATA"/runs-fleet/*.run.json --parquet "$DATA/fleet" --hlog "$DATA/hlog-fleet"
+"$E" "$DATA"/runs-fleet/*.run.json --parquet "$DATA/fleet" --hlog "$DATA/hlog-fleet"
 # Replays recorded inside the QEMU testbed guest on device-dax, ext4/xfs DAX files and an
 # ext4 page-cache file (traces/real/replay-dax/); the guest's kernel reports no host name.
 for f in traces/real/replay-dax/final/{devdax,ext4-dax,xfs-dax,ext4-nodax}-*.run.json; do
   cp "$f" "$DATA/runs-fleet/guest-$(basename "$f")"
 done
-"$R" export "$DATA"/runs-fleet/guest-*.run.json --host qemu-testbed --parquet "$DATA/fleet" >/dev/null
-"$C" export traces/real/testbed/*.jsonl --host qemu-testbed --parquet "$DATA/fleet" >/dev/null
+# runs and traces in one call: different tables of the same lake
+"$E" "$DATA"/runs-fleet/guest-*.run.json traces/real/testbed/*.jsonl --host qemu-testbed \
+  --parquet "$DATA/fleet" >/dev/null
 
 step "Chrome traces: independent schema check"
 "$VENV/bin/python" tests/check_chrome_trace.py "$DATA/ab.chrome.json" --expect-ph X,i,C,M \

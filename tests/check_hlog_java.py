@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Read every .hlog of `memmap-replay export --hlog DIR` with HdrHistogram's own Java
+"""Read every .hlog of `memmap-export RUNS --hlog DIR` with HdrHistogram's own Java
 HistogramLogProcessor and check what it reports against the Parquet export of the same
 runs (stall_histograms: the count and max of every histogram).
 

@@ -3,7 +3,6 @@
 //! (`memmap_model::trace`, JSON Lines).
 
 pub mod correlate;
-pub mod export;
 pub mod import;
 pub mod info;
 pub mod kmsg;

@@ -1,7 +1,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use memmap_collect::import::{self, Format};
-use memmap_collect::{export, info, kmsg, record, snapshot, tracefs};
+use memmap_collect::{info, kmsg, record, snapshot, tracefs};
 use memmap_model::trace::{Trace, TraceEvent, TraceWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -120,22 +120,6 @@ enum Cmd {
         trace: PathBuf,
         #[arg(long)]
         json: bool,
-    },
-    /// Export traces: Parquet tables (Hive-partitioned by host and kernel, docs/parquet.md)
-    /// and/or Chrome trace-event JSON (Perfetto UI, chrome://tracing).
-    Export {
-        #[arg(required = true)]
-        traces: Vec<PathBuf>,
-        /// Write the Parquet tables under this directory.
-        #[arg(long, value_name = "DIR")]
-        parquet: Option<PathBuf>,
-        /// Write one Chrome trace-event JSON file of all traces.
-        #[arg(long, value_name = "FILE")]
-        chrome_trace: Option<PathBuf>,
-        /// Host name of the traced machine, for the `host` partition [default: the trace
-        /// header's host name; `unknown` for imports]
-        #[arg(long)]
-        host: Option<String>,
     },
     /// Remove tracing state left by a collector that was killed (also done by every run).
     Cleanup,
@@ -356,37 +340,6 @@ fn run(cli: Cli) -> Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&i)?);
             } else {
                 info::print_human(&i);
-            }
-            Ok(0)
-        }
-        Cmd::Export {
-            traces,
-            parquet,
-            chrome_trace,
-            host,
-        } => {
-            let opts = export::ExportOptions {
-                parquet: parquet.clone(),
-                chrome_trace: chrome_trace.clone(),
-                host,
-            };
-            let s = export::run(&traces, &opts)?;
-            if let Some(dir) = &parquet {
-                println!(
-                    "parquet: {} files under {}",
-                    s.parquet_files.len(),
-                    dir.display()
-                );
-                for (t, n) in &s.rows {
-                    println!("  {t:18} {n:>9} rows");
-                }
-            }
-            if let Some(f) = &chrome_trace {
-                println!(
-                    "chrome trace: {} events in {}",
-                    s.chrome_events,
-                    f.display()
-                );
             }
             Ok(0)
         }

@@ -1,6 +1,6 @@
 //! Chrome trace-event JSON (the "JSON Object Format" of the Trace Event Format that
 //! chrome://tracing, Perfetto UI and `trace_processor` import), shared by
-//! `memmap-replay export --chrome-trace` and `memmap-collect export --chrome-trace`.
+//! `memmap-export --chrome-trace` (of runs and of traces).
 //!
 //! Only the event phases the lab needs: `X` (complete span with `dur`), `i` (instant,
 //! with scope `s`), `C` (counter: every numeric arg is a series) and `M` (metadata:

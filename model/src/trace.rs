@@ -17,6 +17,10 @@ use std::path::Path;
 pub const TRACE_FORMAT: &str = "memmap-lab-trace";
 pub const TRACE_VERSION: u32 = 1;
 
+/// Text of the collector's closing mark (a `mark` event written when a recording
+/// stops): layout events after it are the closing snapshot.
+pub const STOP_MARK: &str = "memmap-collect: recording stopped";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceHeader {
     pub format: String,
@@ -393,9 +397,10 @@ impl Trace {
     /// the collector's "recording stopped" mark (its closing snapshot) and were not in the
     /// opening snapshot, merged into contiguous ranges. (start, size, node)
     pub fn hotplugged_ranges(&self) -> Vec<(u64, u64, u32)> {
-        let stop = self.events.iter().position(
-            |e| matches!(e, TraceEvent::Mark { text, .. } if text == "memmap-collect: recording stopped"),
-        );
+        let stop = self
+            .events
+            .iter()
+            .position(|e| matches!(e, TraceEvent::Mark { text, .. } if text == STOP_MARK));
         let Some(stop) = stop else { return Vec::new() };
         let before: std::collections::HashSet<u64> = self.events[..stop]
             .iter()

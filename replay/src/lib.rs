@@ -5,7 +5,6 @@
 pub mod compare;
 pub mod counters;
 pub mod engine;
-pub mod export;
 pub mod faults;
 pub mod layout_cmd;
 pub mod runner;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use memmap_replay::{compare, export, layout_cmd, runner, strategy};
+use memmap_replay::{compare, layout_cmd, runner, strategy};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,8 +21,6 @@ enum Cmd {
     Layout(layout_cmd::LayoutArgs),
     /// Compare run files: medians, spread, deltas with significance.
     Compare(compare::CompareArgs),
-    /// Export run files: Parquet tables, Chrome trace-event JSON, HdrHistogram interval logs.
-    Export(export::ExportArgs),
     /// List the strategies.
     Strategies,
     /// List the shipped scenarios.
@@ -41,7 +39,6 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run(&a),
         Cmd::Layout(a) => layout_cmd::run(&a).map(|_| ExitCode::SUCCESS),
         Cmd::Compare(a) => compare::run(&a).map(|_| ExitCode::SUCCESS),
-        Cmd::Export(a) => export::run(&a).map(|_| ExitCode::SUCCESS),
         Cmd::Strategies => {
             for s in strategy::ALL {
                 let p = s.default_params(1);

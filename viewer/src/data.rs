@@ -7,7 +7,7 @@ use crate::lod::{rows_from_spans, InstantRow, RawSpan, SpanRow};
 use hdrhistogram::Histogram;
 use memmap_model::layout::{hotplug_layout, namespace_layout, RangeLayout};
 use memmap_model::run::{RunFile, RunFileError, SpanKind, ThreadRole};
-use memmap_model::trace::{Trace, TraceEvent, TraceHeader, TRACE_FORMAT, TRACE_VERSION};
+use memmap_model::trace::{Trace, TraceEvent, TraceHeader, STOP_MARK, TRACE_FORMAT, TRACE_VERSION};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -1585,9 +1585,10 @@ fn trace_layouts(
 
 /// Why there is nothing to lay out, from what the trace recorded.
 fn no_layout_note(trace: &Trace, ranges: &[MemmapRange]) -> String {
-    let stopped = trace.events.iter().any(|e| {
-        matches!(e, TraceEvent::Mark { text, .. } if text == "memmap-collect: recording stopped")
-    });
+    let stopped = trace
+        .events
+        .iter()
+        .any(|e| matches!(e, TraceEvent::Mark { text, .. } if text == STOP_MARK));
     let blocks = trace
         .events
         .iter()
@@ -1625,10 +1626,10 @@ fn no_layout_note(trace: &Trace, ranges: &[MemmapRange]) -> String {
             _ => None,
         })
         .collect();
-    s.push_str(if stopped {
-        "\nNo namespace survived to the closing snapshot (taken after \"memmap-collect: recording stopped\"), so the range's namespace, mode and map are not recorded"
+    s.push_str(&if stopped {
+        format!("\nNo namespace survived to the closing snapshot (taken after \"{STOP_MARK}\"), so the range's namespace, mode and map are not recorded")
     } else {
-        "\nThe trace has no closing snapshot and no namespace event, so the range's namespace, mode and map are not recorded"
+        "\nThe trace has no closing snapshot and no namespace event, so the range's namespace, mode and map are not recorded".to_string()
     });
     if destroyed.is_empty() {
         s.push('.');

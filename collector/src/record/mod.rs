@@ -21,7 +21,7 @@ use crate::snapshot;
 use anyhow::{Context, Result};
 use filter::InvolvedFilter;
 use held::HeldChild;
-use memmap_model::trace::{TraceEvent, TraceWriter};
+use memmap_model::trace::{TraceEvent, TraceWriter, STOP_MARK};
 use sources::Msg;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -363,7 +363,7 @@ fn close(out: &mut Output, instance_dir: Option<&Path>, initial: &[TraceEvent]) 
     }
     out.write(&TraceEvent::Mark {
         t_ns: now_mono_ns(),
-        text: "memmap-collect: recording stopped".into(),
+        text: STOP_MARK.into(),
     })?;
     out.write(&collector_resources())?;
     // The layout after the command (namespaces it created, blocks it onlined).

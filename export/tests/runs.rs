@@ -1,18 +1,24 @@
-//! `memmap-replay export`: every Parquet table read back against the run files, the
-//! Chrome trace checked by an independent Python checker (tests/check_chrome_trace.py,
-//! json module only), the interval logs read back with hdrhistogram's own reader.
+//! `memmap-export` of run files: every Parquet table read back against the run files,
+//! the Chrome trace checked by an independent Python checker (tests/check_chrome_trace.py,
+//! json module only), the interval logs read back with hdrhistogram's own reader. The
+//! runs are made in-process with the replay's library (`runner::run`, what
+//! `memmap-replay run` calls).
 
 use base64::Engine as _;
+use clap::Parser as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
-use memmap_model::parquet::hive_escape;
+use memmap_export::parquet::hive_escape;
+use memmap_export::run_tables::{run_id, RUN_TABLES};
 use memmap_model::run::{CounterValue, RunFile};
-use memmap_replay::export::{run_id, RUN_TABLES};
+use memmap_replay::runner::{self, RunArgs};
 use polars::prelude::DataFrame;
 use polars_io::prelude::{ParquetReader, SerReader};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("memmap-export-test-{}-{name}", std::process::id()));
@@ -22,7 +28,14 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_memmap-replay")
+    env!("CARGO_BIN_EXE_memmap-export")
+}
+
+/// `memmap-replay run`'s arguments.
+#[derive(clap::Parser)]
+struct RunCli {
+    #[command(flatten)]
+    args: RunArgs,
 }
 
 fn repo_root() -> PathBuf {
@@ -37,13 +50,18 @@ fn make_runs(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for s in ["williams-async", "williams-mt"] {
         let f = dir.join(format!("{s}.run.json"));
-        let o = Command::new(exe())
-            .args(["run", "qemu-16g", "--strategy", s, "--scale", "0.03125"])
-            .args(["--repeat", "2", "--touches", "300", "-o"])
-            .arg(&f)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let cli = RunCli::try_parse_from(
+            ["run", "qemu-16g", "--strategy", s, "--scale", "0.03125"]
+                .into_iter()
+                .chain(["--repeat", "2", "--touches", "300", "-o"])
+                .chain([f.to_str().unwrap()]),
+        )
+        .unwrap();
+        let rf = runner::run(&cli.args, Arc::new(AtomicBool::new(false))).unwrap();
+        // what `memmap-replay run` exits non-zero for
+        assert!(rf.complete && !rf.interrupted);
+        assert!(rf.repeats.iter().all(|r| r.metrics.uninitialised_reads == 0
+            && r.verify.as_ref().is_none_or(|v| v.errors == 0)));
         out.push(f);
     }
     out
@@ -51,7 +69,6 @@ fn make_runs(dir: &Path) -> Vec<PathBuf> {
 
 fn export(files: &[PathBuf], extra: &[&str], dir: &Path) -> std::process::Output {
     Command::new(exe())
-        .arg("export")
         .args(files)
         .args(extra)
         .current_dir(dir)
@@ -95,6 +112,8 @@ fn strs(df: &DataFrame, col: &str) -> Vec<String> {
         .collect()
 }
 
+/// Long on purpose (one block per table, in `RUN_TABLES` order): the two runs are made
+/// once and every table of both is read back against them.
 #[test]
 fn parquet_tables_round_trip_every_row_and_key_value() {
     let dir = tmpdir("parquet");

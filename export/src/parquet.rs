@@ -1,11 +1,55 @@
-//! Parquet writing shared by both exports (`memmap-collect export`, `memmap-replay
-//! export`): Hive-partitioned, zstd, atomic file placement. Behind the `parquet` feature so
-//! the viewer does not build polars for nothing.
+//! The Parquet machinery every table shares, written once: Hive partition paths and
+//! their escaping, zstd parts placed atomically, the FNV-1a ids of runs and traces, a
+//! reader that hashes a file as it is parsed, column and frame helpers, and the loop
+//! that writes a registry of tables (`run_tables::RUN_TABLES`,
+//! `trace_tables::TRACE_TABLES`). Layout: `docs/parquet.md`.
 
 use anyhow::Context as _;
 use polars::prelude::{Column, DataFrame, NamedFrom, Series};
 use polars_io::prelude::{ParquetCompression, ParquetWriter};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// What writing tables produced: rows per table name and the files written.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    pub rows: BTreeMap<String, u64>,
+    pub files: Vec<PathBuf>,
+}
+
+/// Where one run's or trace's parts go: `DIR/<dir_of(table)>/<partition>/part-<id>.parquet`.
+pub struct Part<'a> {
+    pub dir: &'a Path,
+    pub partition: &'a [(&'a str, &'a str)],
+    pub id: &'a str,
+    /// Directory of a table under `dir` (trace tables are prefixed with `trace_`).
+    pub dir_of: fn(&str) -> String,
+}
+
+/// Build and write every table of a registry (`(name, builder)` in write order, such as
+/// `run_tables::RUN_TABLES`) for one run or trace, one at a time (a table's frame is
+/// dropped once written). Errors name the table.
+pub fn write_tables<Cx, F: Fn(&Cx) -> anyhow::Result<DataFrame>>(
+    tables: &[(&'static str, F)],
+    cx: &Cx,
+    part: &Part,
+    out: &mut Written,
+) -> anyhow::Result<()> {
+    for (name, build) in tables {
+        let mut df = build(cx).with_context(|| format!("building table {name}"))?;
+        *out.rows.entry(name.to_string()).or_default() += df.height() as u64;
+        let f = write_part(
+            part.dir,
+            &(part.dir_of)(name),
+            part.partition,
+            part.id,
+            &mut df,
+        )
+        .with_context(|| format!("writing table {name}"))?;
+        out.files.push(f);
+    }
+    Ok(())
+}
 
 /// FNV-1a, 64 bit: a stable id for a run or trace, the same in every build (std's hasher
 /// is seeded per process).
@@ -100,6 +144,20 @@ where
     Column::from(Series::new(name.into(), v))
 }
 
+/// A `list[str]` column, one list per row.
+pub fn str_list(name: &str, rows: &[&[String]]) -> Column {
+    let series: Vec<Series> = rows
+        .iter()
+        .map(|r| Series::new("".into(), r.to_vec()))
+        .collect();
+    col(name, series)
+}
+
+/// A frame of columns of equal length.
+pub fn frame(cols: Vec<Column>) -> anyhow::Result<DataFrame> {
+    DataFrame::new_infer_height(cols).map_err(|e| anyhow::anyhow!("building a table: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +181,40 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["part-01.parquet"], "no temporary file left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_registry_is_written_table_by_table_with_its_rows_counted() {
+        let dir = std::env::temp_dir().join(format!("memmap-registry-{}", std::process::id()));
+        fn two(n: &u64) -> anyhow::Result<DataFrame> {
+            frame(vec![col("x", vec![*n; 2])])
+        }
+        fn none(_: &u64) -> anyhow::Result<DataFrame> {
+            frame(vec![col("x", Vec::<u64>::new())])
+        }
+        type Table = fn(&u64) -> anyhow::Result<DataFrame>;
+        const T: &[(&str, Table)] = &[("two", two), ("none", none)];
+        let mut w = Written::default();
+        let part = Part {
+            dir: &dir,
+            partition: &[("host", "h")],
+            id: "id",
+            dir_of: |t| format!("x_{t}"),
+        };
+        write_tables(T, &7, &part, &mut w).unwrap();
+        write_tables(T, &8, &part, &mut w).unwrap();
+        assert_eq!(w.rows["two"], 4);
+        assert_eq!(w.rows["none"], 0, "an empty table is still written");
+        assert_eq!(
+            w.files,
+            [
+                dir.join("x_two/host=h/part-id.parquet"),
+                dir.join("x_none/host=h/part-id.parquet"),
+                dir.join("x_two/host=h/part-id.parquet"),
+                dir.join("x_none/host=h/part-id.parquet"),
+            ]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
