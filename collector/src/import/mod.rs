@@ -69,6 +69,11 @@ pub fn import_to(format: Format, files: &[impl AsRef<Path>], out: &Path) -> Resu
     import_chunked(format, files, out, CHUNK)
 }
 
+/// A numbered batch of events; the writer restores the order of the numbers.
+type Batch = (u64, Vec<TraceEvent>);
+/// A serialized batch: (number, JSON lines, line count, its import warnings).
+type Serialized = (u64, Vec<u8>, u64, Vec<TraceEvent>);
+
 fn import_chunked(
     format: Format,
     files: &[impl AsRef<Path>],
@@ -81,16 +86,70 @@ fn import_chunked(
             .notes
             .push(format!("imported from {}", f.as_ref().display()));
     }
-    let mut w = TraceWriter::create(out, &header, false)
+    let w = TraceWriter::create(out, &header, false)
         .with_context(|| format!("create {}", out.display()))?;
     // parse (this thread) -> serializer threads -> writer thread, batches numbered so
     // the writer restores their order.
-    type Batch = (u64, Vec<TraceEvent>);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Serialized>(8);
+    let workers = spawn_serializers(rx, done_tx);
+    let writer = spawn_writer(w, done_rx, out.display().to_string());
+    let mut seq = 0u64;
+    let mut send = |batch: Vec<TraceEvent>| -> bool {
+        seq += 1;
+        tx.send((seq - 1, batch)).is_ok()
+    };
+    let mut failed = None;
+    for f in files {
+        let f = f.as_ref();
+        let name = f.display().to_string();
+        let fh = match std::fs::File::open(f) {
+            Ok(h) => h,
+            Err(e) => {
+                failed = Some(anyhow::anyhow!("{name}: cannot read: {e}"));
+                break;
+            }
+        };
+        let sent = if format == Format::Ftrace {
+            stream_ftrace(fh, &name, chunk, &mut send)
+        } else {
+            let mut bytes = Vec::new();
+            match std::io::Read::read_to_end(&mut { fh }, &mut bytes) {
+                Ok(_) => Ok(send(format.parse(&name, &String::from_utf8_lossy(&bytes)))),
+                Err(e) => Err(anyhow::anyhow!("{name}: cannot read: {e}")),
+            }
+        };
+        match sent {
+            Ok(true) => {}
+            // the serializers or the writer stopped: the writer's error says why
+            Ok(false) => break,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(send);
+    drop(tx);
+    for wk in workers {
+        let _ = wk.join();
+    }
+    let st = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(st),
+    }
+}
+
+/// Serializer threads: events to JSON lines, in parallel, batch by batch.
+fn spawn_serializers(
+    rx: std::sync::mpsc::Receiver<Batch>,
+    done_tx: std::sync::mpsc::SyncSender<Serialized>,
+) -> Vec<std::thread::JoinHandle<()>> {
     let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-    let (done_tx, done_rx) =
-        std::sync::mpsc::sync_channel::<(u64, Vec<u8>, u64, Vec<TraceEvent>)>(8);
-    let workers: Vec<_> = (0..std::thread::available_parallelism()
+    (0..std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4))
         .map(|_| {
@@ -111,10 +170,17 @@ fn import_chunked(
                 }
             })
         })
-        .collect();
-    drop(done_tx);
-    let out_name = out.display().to_string();
-    let writer = std::thread::spawn(move || -> Result<ImportStats> {
+        .collect()
+}
+
+/// The writer thread: serialized batches written in their number order; counts the
+/// events and keeps the first 20 import warnings.
+fn spawn_writer(
+    mut w: TraceWriter,
+    done_rx: std::sync::mpsc::Receiver<Serialized>,
+    out_name: String,
+) -> std::thread::JoinHandle<Result<ImportStats>> {
+    std::thread::spawn(move || -> Result<ImportStats> {
         let mut st = ImportStats {
             events: 0,
             warnings: Vec::new(),
@@ -141,101 +207,65 @@ fn import_chunked(
         w.flush().with_context(|| format!("write {out_name}"))?;
         st.events = w.events_written;
         Ok(st)
-    });
-    let mut seq = 0u64;
-    let mut send = |batch: Vec<TraceEvent>| -> bool {
-        seq += 1;
-        tx.send((seq - 1, batch)).is_ok()
-    };
-    let mut failed = None;
-    'files: for f in files {
-        let f = f.as_ref();
-        let name = f.display().to_string();
-        let fh = match std::fs::File::open(f) {
-            Ok(h) => h,
-            Err(e) => {
-                failed = Some(anyhow::anyhow!("{name}: cannot read: {e}"));
-                break;
+    })
+}
+
+/// Parse one ftrace text file in `chunk`-byte pieces cut at the last newline (one
+/// UTF-8 check per chunk, lines split in place), handing batches to `send`.
+/// Ok(false) when `send` refused a batch (the pipeline stopped).
+fn stream_ftrace(
+    mut r: std::fs::File,
+    name: &str,
+    chunk: usize,
+    send: &mut impl FnMut(Vec<TraceEvent>) -> bool,
+) -> Result<bool> {
+    let mut p = ftrace::FtraceParser::new(name);
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk + 4096);
+    let mut batch = Vec::with_capacity(8192);
+    let mut lineno = 0;
+    let mut eof = false;
+    while !eof {
+        let have = buf.len();
+        buf.resize(have + chunk, 0);
+        let n = match std::io::Read::read(&mut r, &mut buf[have..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => anyhow::bail!("{name}:{}: cannot read: {e}", lineno + 1),
+        };
+        buf.truncate(have + n);
+        eof = n == 0;
+        let cut = if eof {
+            buf.len()
+        } else {
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => continue, // a line longer than the chunk: read more
             }
         };
-        if format == Format::Ftrace {
-            // 4 MiB chunks cut at the last newline: one UTF-8 check per chunk, lines
-            // split in place.
-            let mut r = fh;
-            let mut p = ftrace::FtraceParser::new(&name);
-            let mut buf: Vec<u8> = Vec::with_capacity(chunk + 4096);
-            let mut batch = Vec::with_capacity(8192);
-            let mut lineno = 0;
-            let mut eof = false;
-            while !eof {
-                let have = buf.len();
-                buf.resize(have + chunk, 0);
-                let n = match std::io::Read::read(&mut r, &mut buf[have..]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                    Err(e) => {
-                        failed = Some(anyhow::anyhow!("{name}:{}: cannot read: {e}", lineno + 1));
-                        break 'files;
-                    }
-                };
-                buf.truncate(have + n);
-                eof = n == 0;
-                let cut = if eof {
-                    buf.len()
-                } else {
-                    match buf.iter().rposition(|&b| b == b'\n') {
-                        Some(i) => i + 1,
-                        None => continue, // a line longer than the chunk: read more
-                    }
-                };
-                {
-                    // from_utf8 validates ~4x faster than from_utf8_lossy's chunk
-                    // iterator; the lossy copy is only for chunks with invalid bytes.
-                    let text = match std::str::from_utf8(&buf[..cut]) {
-                        Ok(s) => std::borrow::Cow::Borrowed(s),
-                        Err(_) => String::from_utf8_lossy(&buf[..cut]),
-                    };
-                    let body = text.strip_suffix('\n').unwrap_or(&text);
-                    if !body.is_empty() || cut > 0 {
-                        for line in body.split('\n') {
-                            lineno += 1;
-                            p.line(lineno, line.strip_suffix('\r').unwrap_or(line), &mut batch);
-                            if batch.len() >= 8192
-                                && !send(std::mem::replace(&mut batch, Vec::with_capacity(8192)))
-                            {
-                                break 'files;
-                            }
-                        }
+        {
+            // from_utf8 validates ~4x faster than from_utf8_lossy's chunk
+            // iterator; the lossy copy is only for chunks with invalid bytes.
+            let text = match std::str::from_utf8(&buf[..cut]) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(&buf[..cut]),
+            };
+            let body = text.strip_suffix('\n').unwrap_or(&text);
+            if !body.is_empty() || cut > 0 {
+                for line in body.split('\n') {
+                    lineno += 1;
+                    p.line(lineno, line.strip_suffix('\r').unwrap_or(line), &mut batch);
+                    if batch.len() >= 8192
+                        && !send(std::mem::replace(&mut batch, Vec::with_capacity(8192)))
+                    {
+                        return Ok(false);
                     }
                 }
-                buf.drain(..cut);
-            }
-            p.finish(&mut batch);
-            if !send(batch) {
-                break;
-            }
-        } else {
-            let mut bytes = Vec::new();
-            if let Err(e) = std::io::Read::read_to_end(&mut { fh }, &mut bytes) {
-                failed = Some(anyhow::anyhow!("{name}: cannot read: {e}"));
-                break;
-            }
-            if !send(format.parse(&name, &String::from_utf8_lossy(&bytes))) {
-                break;
             }
         }
+        buf.drain(..cut);
     }
-    drop(tx);
-    for wk in workers {
-        let _ = wk.join();
-    }
-    let st = writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(st),
-    }
+    p.finish(&mut batch);
+    Ok(send(batch))
 }
 
 #[cfg(test)]
