@@ -1,7 +1,7 @@
 //! `memmap-collect info`: what a trace holds — host, layout, counts by event kind,
 //! namespaces with their data pages (by the layout model), init durations found.
 
-use memmap_model::layout::{format_size, namespace_layout, LayoutParams};
+use memmap_model::layout::{format_size, namespace_layout, LayoutParams, NamespaceSpec};
 use memmap_model::trace::{Trace, TraceEvent};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -75,6 +75,31 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// A recorded namespace with the layout the 6.1 model gives it (or why it gives none).
+fn namespace_info(s: NamespaceSpec) -> NamespaceInfo {
+    let (rs, rp, dp, err) = match namespace_layout(&s, &LayoutParams::linux_6_1()) {
+        Ok(l) => (
+            Some(l.range_start_pfn),
+            Some(l.range_pages),
+            Some(l.data_pages),
+            None,
+        ),
+        Err(e) => (None, None, None, Some(e.to_string())),
+    };
+    NamespaceInfo {
+        mode: s.mode.to_string(),
+        map: s.map.to_string(),
+        size_bytes: s.size_bytes,
+        align_bytes: s.align_bytes,
+        start_phys: s.start_phys,
+        name: s.name,
+        range_start_pfn: rs,
+        range_pages: rp,
+        data_pages: dp,
+        model_error: err,
+    }
 }
 
 pub fn summarize(t: &Trace) -> Info {
@@ -157,27 +182,7 @@ pub fn summarize(t: &Trace) -> Info {
                 )) {
                     continue;
                 }
-                let (rs, rp, dp, err) = match namespace_layout(&s, &LayoutParams::linux_6_1()) {
-                    Ok(l) => (
-                        Some(l.range_start_pfn),
-                        Some(l.range_pages),
-                        Some(l.data_pages),
-                        None,
-                    ),
-                    Err(e) => (None, None, None, Some(e.to_string())),
-                };
-                namespaces.push(NamespaceInfo {
-                    mode: s.mode.to_string(),
-                    map: s.map.to_string(),
-                    size_bytes: s.size_bytes,
-                    align_bytes: s.align_bytes,
-                    start_phys: s.start_phys,
-                    name: s.name,
-                    range_start_pfn: rs,
-                    range_pages: rp,
-                    data_pages: dp,
-                    model_error: err,
-                });
+                namespaces.push(namespace_info(s));
             }
             _ => {}
         }
