@@ -6,7 +6,7 @@ use crate::target::{self, Target, TargetSpec};
 use anyhow::Context;
 use memmap_model::layout::{self, RangeLayout};
 use memmap_model::run::*;
-use memmap_model::scenario::Scenario;
+use memmap_model::scenario::{FaultSpec, Scenario};
 use memmap_model::trace::Trace;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -271,114 +271,12 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     );
     let layouts = scenario.layouts(&label, args.scale)?;
     let strat = args.strategy;
-    let mut params = strat.default_params(scenario.host.cpus_per_node);
-    if let Some(t) = args.threads {
-        anyhow::ensure!(t >= 1, "--threads must be at least 1");
-        params.threads = t;
-    }
-    if let Some(r) = args.sub_ranges {
-        anyhow::ensure!(r >= 1, "--sub-ranges must be at least 1");
-        params.sub_ranges = r;
-    }
-    if let Some(c) = args.chunk_pages {
-        anyhow::ensure!(c >= 1, "--chunk-pages must be at least 1");
-        params.chunk_pages = c;
-    }
-    match args.store.as_deref() {
-        Some("regular") => params.store = StoreKind::Regular,
-        Some("non-temporal") => params.store = StoreKind::NonTemporal,
-        _ => {}
-    }
-    if args.sync_lock.as_deref() == Some("sub-range") {
-        params.sync_lock = SyncLock::SubRange;
-    }
-    let fs = &scenario.faults;
-    let fault_size = args.fault_size.clone().unwrap_or(fs.size.clone());
-    let fault_bytes = layout::parse_size(&fault_size).context("--fault-size")?;
-    anyhow::ensure!(
-        fault_bytes == 4096 || fault_bytes == 2 << 20,
-        "--fault-size {fault_size}: expected 4K (PTE) or 2M (PMD)"
-    );
-    // A trace with recorded faults replays them unless told otherwise.
-    let pattern = args
-        .faults
-        .clone()
-        .unwrap_or(if recorded_faults.is_empty() {
-            fs.pattern.clone()
-        } else {
-            "trace".into()
-        });
-    let recorded = pattern == "trace";
-    let faults = FaultConfig {
-        threads_per_namespace: args.fault_threads.unwrap_or(fs.threads_per_namespace),
-        touches_per_thread: args.touches.unwrap_or(if recorded {
-            recorded_faults.len() as u64
-        } else {
-            fs.touches_per_thread
-        }),
-        fault_bytes,
-        zipf_exponent: fs.zipf_exponent,
-        think_ns: (args.think_us.unwrap_or(fs.think_us).max(0.0) * 1000.0) as u64,
-        seed: args.seed,
-        trace: recorded.then(|| label.clone()),
-        pattern,
-    };
-    if faults.pattern == "trace" {
-        anyhow::ensure!(
-            !recorded_faults.is_empty(),
-            "--faults trace: {label} holds no recorded DAX faults (give a trace recorded by memmap-collect)"
-        );
-    } else {
-        crate::faults::FaultPicker::new(&faults.pattern, 1, 0, 1, 0, 1.0)?;
-    }
+    let params = strategy_params(args, strat, scenario.host.cpus_per_node)?;
+    let faults = fault_config(args, &scenario.faults, &recorded_faults, &label)?;
     let full = engine::full_memmap_bytes(&layouts, strat);
     let mut notes = Vec::new();
-    let window = match &args.window {
-        Some(w) => Some(layout::parse_size(w).context("--window")?),
-        None if args.target.is_none() => {
-            let avail = target::mem_available_bytes().unwrap_or(u64::MAX);
-            if full > avail / 10 * 6 {
-                let w = (avail / 4).min(8 << 30) / (2 << 20) * (2 << 20);
-                notes.push(format!(
-                    "memmap needs {} but only {} of memory is available: reused window of {} chosen automatically",
-                    layout::format_size(full),
-                    layout::format_size(avail),
-                    layout::format_size(w)
-                ));
-                Some(w)
-            } else {
-                None
-            }
-        }
-        None => None,
-    };
-    if let Some(w) = window {
-        anyhow::ensure!(
-            w < full,
-            "--window {} is not smaller than the memmap ({}): drop --window",
-            layout::format_size(w),
-            layout::format_size(full)
-        );
-    }
-    let spec = TargetSpec {
-        path: args.target.clone(),
-        destroy_data: args.destroy_data,
-        keep_file: args.keep_target,
-    };
-    let len = window.unwrap_or(full);
-    let tgt = Target::open(&spec, len).map_err(|e| {
-        // Only a target too small for the memmap is helped by a reused window.
-        let hint = match (&e, window) {
-            (target::TargetError::NoSpace { .. } | target::TargetError::TooSmall { .. }, None) => {
-                " (use --window SIZE to store round a smaller reused window)"
-            }
-            _ => "",
-        };
-        anyhow::Error::new(e).context(format!(
-            "opening the target for {} of memmap{hint}",
-            layout::format_size(len)
-        ))
-    })?;
+    let window = choose_window(args, full, &mut notes)?;
+    let tgt = open_target(args, window.unwrap_or(full), window)?;
     let tinfo = target_info(&tgt);
     let engine = Engine::new(
         EngineOptions {
@@ -430,6 +328,146 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         engine,
         config,
     })
+}
+
+/// The strategy's parameters: its defaults for the scenario's CPUs per node, with
+/// the command line's overrides.
+fn strategy_params(
+    args: &RunArgs,
+    strat: Strategy,
+    cpus_per_node: u32,
+) -> anyhow::Result<StrategyParams> {
+    let mut params = strat.default_params(cpus_per_node);
+    if let Some(t) = args.threads {
+        anyhow::ensure!(t >= 1, "--threads must be at least 1");
+        params.threads = t;
+    }
+    if let Some(r) = args.sub_ranges {
+        anyhow::ensure!(r >= 1, "--sub-ranges must be at least 1");
+        params.sub_ranges = r;
+    }
+    if let Some(c) = args.chunk_pages {
+        anyhow::ensure!(c >= 1, "--chunk-pages must be at least 1");
+        params.chunk_pages = c;
+    }
+    match args.store.as_deref() {
+        Some("regular") => params.store = StoreKind::Regular,
+        Some("non-temporal") => params.store = StoreKind::NonTemporal,
+        _ => {}
+    }
+    if args.sync_lock.as_deref() == Some("sub-range") {
+        params.sync_lock = SyncLock::SubRange;
+    }
+    Ok(params)
+}
+
+/// The emulated application faults: the scenario's, a trace's recorded DAX faults
+/// (replayed unless told otherwise), or the command line's.
+fn fault_config(
+    args: &RunArgs,
+    fs: &FaultSpec,
+    recorded_faults: &[u64],
+    label: &str,
+) -> anyhow::Result<FaultConfig> {
+    let fault_size = args.fault_size.clone().unwrap_or(fs.size.clone());
+    let fault_bytes = layout::parse_size(&fault_size).context("--fault-size")?;
+    anyhow::ensure!(
+        fault_bytes == 4096 || fault_bytes == 2 << 20,
+        "--fault-size {fault_size}: expected 4K (PTE) or 2M (PMD)"
+    );
+    // A trace with recorded faults replays them unless told otherwise.
+    let pattern = args
+        .faults
+        .clone()
+        .unwrap_or(if recorded_faults.is_empty() {
+            fs.pattern.clone()
+        } else {
+            "trace".into()
+        });
+    let recorded = pattern == "trace";
+    let faults = FaultConfig {
+        threads_per_namespace: args.fault_threads.unwrap_or(fs.threads_per_namespace),
+        touches_per_thread: args.touches.unwrap_or(if recorded {
+            recorded_faults.len() as u64
+        } else {
+            fs.touches_per_thread
+        }),
+        fault_bytes,
+        zipf_exponent: fs.zipf_exponent,
+        think_ns: (args.think_us.unwrap_or(fs.think_us).max(0.0) * 1000.0) as u64,
+        seed: args.seed,
+        trace: recorded.then(|| label.to_string()),
+        pattern,
+    };
+    if faults.pattern == "trace" {
+        anyhow::ensure!(
+            !recorded_faults.is_empty(),
+            "--faults trace: {label} holds no recorded DAX faults (give a trace recorded by memmap-collect)"
+        );
+    } else {
+        crate::faults::FaultPicker::new(&faults.pattern, 1, 0, 1, 0, 1.0)?;
+    }
+    Ok(faults)
+}
+
+/// The reused window (`--window`, or chosen when the memmap would not fit in the
+/// available memory); None to store the whole memmap.
+fn choose_window(
+    args: &RunArgs,
+    full: u64,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Option<u64>> {
+    let window = match &args.window {
+        Some(w) => Some(layout::parse_size(w).context("--window")?),
+        None if args.target.is_none() => {
+            let avail = target::mem_available_bytes().unwrap_or(u64::MAX);
+            if full > avail / 10 * 6 {
+                let w = (avail / 4).min(8 << 30) / (2 << 20) * (2 << 20);
+                notes.push(format!(
+                    "memmap needs {} but only {} of memory is available: reused window of {} chosen automatically",
+                    layout::format_size(full),
+                    layout::format_size(avail),
+                    layout::format_size(w)
+                ));
+                Some(w)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    if let Some(w) = window {
+        anyhow::ensure!(
+            w < full,
+            "--window {} is not smaller than the memmap ({}): drop --window",
+            layout::format_size(w),
+            layout::format_size(full)
+        );
+    }
+    Ok(window)
+}
+
+/// Open the target for `len` bytes of memmap.
+fn open_target(args: &RunArgs, len: u64, window: Option<u64>) -> anyhow::Result<Target> {
+    let spec = TargetSpec {
+        path: args.target.clone(),
+        destroy_data: args.destroy_data,
+        keep_file: args.keep_target,
+    };
+    let tgt = Target::open(&spec, len).map_err(|e| {
+        // Only a target too small for the memmap is helped by a reused window.
+        let hint = match (&e, window) {
+            (target::TargetError::NoSpace { .. } | target::TargetError::TooSmall { .. }, None) => {
+                " (use --window SIZE to store round a smaller reused window)"
+            }
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!(
+            "opening the target for {} of memmap{hint}",
+            layout::format_size(len)
+        ))
+    })?;
+    Ok(tgt)
 }
 
 /// Run all repeats, rewriting the run file after each so partial runs survive.
