@@ -190,27 +190,80 @@ fn write_trace(
     Ok(w.events_written)
 }
 
+/// `snapshot`: the host's memory layout now (sysfs, /proc/iomem, ndctl).
+fn snapshot_cmd(output: &Path) -> Result<u8> {
+    let s = snapshot::take(Path::new("/"));
+    let n = write_trace(output, &s.header, &s.events)?;
+    let un: Vec<String> = s
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Unavailable { source, reason } => Some(format!("  {source}: {reason}")),
+            _ => None,
+        })
+        .collect();
+    eprintln!("wrote {n} events to {}", output.display());
+    if !un.is_empty() {
+        eprintln!("not available:\n{}", un.join("\n"));
+    }
+    Ok(0)
+}
+
+/// `boot`: harvest what boot-time tracing and the kernel log hold, with a snapshot.
+fn boot_cmd(output: &Path, print_cmdline: bool) -> Result<u8> {
+    let cmdline = boot_cmdline();
+    if print_cmdline {
+        println!("{cmdline}");
+        return Ok(0);
+    }
+    let s = snapshot::take(Path::new("/"));
+    let mut header = s.header.clone();
+    header.source = "boot".into();
+    let mut events = s.events;
+    match kmsg::Kmsg::open(true) {
+        Ok(mut k) => {
+            k.drain(&mut events).context("read /dev/kmsg")?;
+            if k.lost > 0 {
+                events.push(TraceEvent::Lost {
+                    source: "kmsg".into(),
+                    count: k.lost,
+                });
+            }
+        }
+        Err(e) => events.push(TraceEvent::Unavailable {
+            source: "kmsg".into(),
+            reason: format!("/dev/kmsg: {e} (needs root or kernel.dmesg_restrict=0)"),
+        }),
+    }
+    match tracefs::find() {
+        Ok(t) => {
+            // Non-consuming read of what boot-time tracing left in the top-level buffer.
+            let p = t.join("trace");
+            match std::fs::read(&p) {
+                Ok(b) => events.extend(import::ftrace::import(
+                    &p.display().to_string(),
+                    &String::from_utf8_lossy(&b),
+                )),
+                Err(e) => events.push(TraceEvent::Unavailable {
+                    source: "tracefs-boot-buffer".into(),
+                    reason: format!("{}: {e}", p.display()),
+                }),
+            }
+        }
+        Err(e) => events.push(TraceEvent::Unavailable {
+            source: "tracefs-boot-buffer".into(),
+            reason: e,
+        }),
+    }
+    let n = write_trace(output, &header, &events)?;
+    eprintln!("wrote {n} events to {}", output.display());
+    eprintln!("to record memmap/hotplug functions from the next boot on, add to the kernel command line:\n  {cmdline}");
+    Ok(0)
+}
+
 fn run(cli: Cli) -> Result<u8> {
     match cli.cmd {
-        Cmd::Snapshot { output } => {
-            let s = snapshot::take(Path::new("/"));
-            let n = write_trace(&output, &s.header, &s.events)?;
-            let un: Vec<String> = s
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    TraceEvent::Unavailable { source, reason } => {
-                        Some(format!("  {source}: {reason}"))
-                    }
-                    _ => None,
-                })
-                .collect();
-            eprintln!("wrote {n} events to {}", output.display());
-            if !un.is_empty() {
-                eprintln!("not available:\n{}", un.join("\n"));
-            }
-            Ok(0)
-        }
+        Cmd::Snapshot { output } => snapshot_cmd(&output),
         Cmd::Record {
             output,
             duration,
@@ -260,56 +313,7 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Boot {
             output,
             print_cmdline,
-        } => {
-            let cmdline = boot_cmdline();
-            if print_cmdline {
-                println!("{cmdline}");
-                return Ok(0);
-            }
-            let s = snapshot::take(Path::new("/"));
-            let mut header = s.header.clone();
-            header.source = "boot".into();
-            let mut events = s.events;
-            match kmsg::Kmsg::open(true) {
-                Ok(mut k) => {
-                    k.drain(&mut events).context("read /dev/kmsg")?;
-                    if k.lost > 0 {
-                        events.push(TraceEvent::Lost {
-                            source: "kmsg".into(),
-                            count: k.lost,
-                        });
-                    }
-                }
-                Err(e) => events.push(TraceEvent::Unavailable {
-                    source: "kmsg".into(),
-                    reason: format!("/dev/kmsg: {e} (needs root or kernel.dmesg_restrict=0)"),
-                }),
-            }
-            match tracefs::find() {
-                Ok(t) => {
-                    // Non-consuming read of what boot-time tracing left in the top-level buffer.
-                    let p = t.join("trace");
-                    match std::fs::read(&p) {
-                        Ok(b) => events.extend(import::ftrace::import(
-                            &p.display().to_string(),
-                            &String::from_utf8_lossy(&b),
-                        )),
-                        Err(e) => events.push(TraceEvent::Unavailable {
-                            source: "tracefs-boot-buffer".into(),
-                            reason: format!("{}: {e}", p.display()),
-                        }),
-                    }
-                }
-                Err(e) => events.push(TraceEvent::Unavailable {
-                    source: "tracefs-boot-buffer".into(),
-                    reason: e,
-                }),
-            }
-            let n = write_trace(&output, &header, &events)?;
-            eprintln!("wrote {n} events to {}", output.display());
-            eprintln!("to record memmap/hotplug functions from the next boot on, add to the kernel command line:\n  {cmdline}");
-            Ok(0)
-        }
+        } => boot_cmd(&output, print_cmdline),
         Cmd::Import {
             format,
             files,

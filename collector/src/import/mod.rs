@@ -129,7 +129,6 @@ fn import_chunked(
             }
         }
     }
-    drop(send);
     drop(tx);
     for wk in workers {
         let _ = wk.join();
