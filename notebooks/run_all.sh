@@ -5,8 +5,11 @@
 #
 #   notebooks/run_all.sh            # venv in target/notebooks-venv, data and executed
 #                                   # notebooks in target/notebooks/
+#   notebooks/run_all.sh --venv-only   # only set up the venv (CI does it while cargo builds)
 # Env: NOTEBOOKS_OUT (default target/notebooks), PYTHON (default python3),
-#      NOTEBOOKS_CARGO_PROFILE (release, the default, or dev).
+#      NOTEBOOKS_CARGO_PROFILE (release, the default, or dev),
+#      NOTEBOOKS_REPLAY, NOTEBOOKS_COLLECT, NOTEBOOKS_EXPORT: prebuilt binaries to use
+#      instead of building (all three, or none; CI passes the ones it already built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,17 +24,26 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r notebooks/requirements.txt
 "$VENV/bin/python" -c 'import sys, polars, duckdb, scipy, matplotlib, hdrh, nbclient; print(sys.version.split()[0], "polars", polars.__version__, "duckdb", duckdb.__version__)'
+[ "${1:-}" = --venv-only ] && exit 0
 
 step "build"
-PROFILE=${NOTEBOOKS_CARGO_PROFILE:-release}
-case $PROFILE in
-  release) cargo build --release --locked -p memmap-replay -p memmap-collect -p memmap-export; BIN=target/release ;;
-  dev) cargo build --locked -p memmap-replay -p memmap-collect -p memmap-export; BIN=target/debug ;;
-  *) echo "NOTEBOOKS_CARGO_PROFILE must be release or dev" >&2; exit 2 ;;
-esac
-R=$BIN/memmap-replay
-C=$BIN/memmap-collect
-E=$BIN/memmap-export
+if [ -n "${NOTEBOOKS_REPLAY:-}${NOTEBOOKS_COLLECT:-}${NOTEBOOKS_EXPORT:-}" ]; then
+  R=${NOTEBOOKS_REPLAY:?set all of NOTEBOOKS_REPLAY, NOTEBOOKS_COLLECT, NOTEBOOKS_EXPORT or none}
+  C=${NOTEBOOKS_COLLECT:?set all of NOTEBOOKS_REPLAY, NOTEBOOKS_COLLECT, NOTEBOOKS_EXPORT or none}
+  E=${NOTEBOOKS_EXPORT:?set all of NOTEBOOKS_REPLAY, NOTEBOOKS_COLLECT, NOTEBOOKS_EXPORT or none}
+  for b in "$R" "$C" "$E"; do [ -x "$b" ] || { echo "run_all.sh: no binary at $b" >&2; exit 2; }; done
+  echo "prebuilt: $R $C $E"
+else
+  PROFILE=${NOTEBOOKS_CARGO_PROFILE:-release}
+  case $PROFILE in
+    release) cargo build --release --locked -p memmap-replay -p memmap-collect -p memmap-export; BIN=target/release ;;
+    dev) cargo build --locked -p memmap-replay -p memmap-collect -p memmap-export; BIN=target/debug ;;
+    *) echo "NOTEBOOKS_CARGO_PROFILE must be release or dev" >&2; exit 2 ;;
+  esac
+  R=$BIN/memmap-replay
+  C=$BIN/memmap-collect
+  E=$BIN/memmap-export
+fi
 
 DATA=$OUT/data
 rm -rf "$DATA" "$OUT/executed" "$OUT/figures"
