@@ -8,7 +8,7 @@
 use crate::input::file_name;
 use crate::parquet::{col as c, fnv1a64, frame, str_list};
 use memmap_model::hist::StoredHistogram;
-use memmap_model::run::{CounterValue, Repeat, RunFile, SyncLock};
+use memmap_model::run::{CounterValue, Repeat, RunFile};
 use polars::prelude::{Column, DataFrame, NamedFrom, Series};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -86,15 +86,6 @@ pub fn run_id(r: &RunFile) -> String {
     format!("{:016x}", fnv1a64(key.as_bytes()))
 }
 
-/// The `sync_lock` column says `thread` / `subrange` (docs/parquet.md), not the run
-/// file's `sub-range`: kept as the tables have always written it.
-fn sync_lock_column(s: SyncLock) -> &'static str {
-    match s {
-        SyncLock::Thread => "thread",
-        SyncLock::SubRange => "subrange",
-    }
-}
-
 /// `runs`: one row.
 fn runs(cx: &RunCx) -> anyhow::Result<DataFrame> {
     let r = cx.run;
@@ -122,7 +113,7 @@ fn runs(cx: &RunCx) -> anyhow::Result<DataFrame> {
             c("chunk_pages", [cfg.params.chunk_pages]),
             c("store", [cfg.params.store.as_str()]),
             c("record", [cfg.params.record.as_str()]),
-            c("sync_lock", [sync_lock_column(cfg.params.sync_lock)]),
+            c("sync_lock", [cfg.params.sync_lock.as_str()]),
             c("fault_pattern", [cfg.faults.pattern.as_str()]),
             c(
                 "fault_threads_per_namespace",

@@ -164,7 +164,6 @@ pub fn min_repeats_for(alpha: f64) -> usize {
         .unwrap_or(EXACT_MAX_N + 1)
 }
 
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Delta {
     pub baseline: String,
