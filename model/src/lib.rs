@@ -10,3 +10,4 @@ pub mod run;
 pub mod scenario;
 pub mod stats;
 pub mod trace;
+pub mod trace_read;

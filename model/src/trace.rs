@@ -339,25 +339,9 @@ impl Trace {
             None => return Err(err(1, "empty file, expected a trace header line".into())),
             Some((_, l)) => {
                 let l = l.map_err(|e| err(1, e.to_string()))?;
-                serde_json::from_str(&l)
-                    .map_err(|e| err(1, format!("expected a {TRACE_FORMAT} header: {e}")))?
+                crate::trace_read::parse_header(&l).map_err(|msg| err(1, msg))?
             }
         };
-        if header.format != TRACE_FORMAT {
-            return Err(err(
-                1,
-                format!("format is {:?}, expected {TRACE_FORMAT:?}", header.format),
-            ));
-        }
-        if header.version != TRACE_VERSION {
-            return Err(err(
-                1,
-                format!(
-                    "trace version {} is not supported (this build reads {TRACE_VERSION})",
-                    header.version
-                ),
-            ));
-        }
         let mut events = Vec::new();
         let mut warnings = Vec::new();
         while let Some((i, l)) = lines.next() {

@@ -36,7 +36,7 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     }
-    if let memmap_viewer::data::Doc::Trace(t) = &app.files[0].doc {
+    if let memmap_viewer::doc::Doc::Trace(t) = &app.files[0].doc {
         if std::env::var_os("BENCH_PHASES").is_some() {
             let p: Vec<String> = t
                 .load_phases
@@ -47,12 +47,12 @@ fn main() {
         }
     }
     let (spans, instants, heap) = match &app.files[0].doc {
-        memmap_viewer::data::Doc::Trace(t) => (
+        memmap_viewer::doc::Doc::Trace(t) => (
             t.timeline.n_spans,
             t.timeline.n_instants,
             t.timeline.heap_bytes(),
         ),
-        memmap_viewer::data::Doc::Run(_) => (0, 0, 0),
+        memmap_viewer::doc::Doc::Run(_) => (0, 0, 0),
     };
     app.view = View::Timeline;
     let ctx = egui::Context::default();
@@ -73,8 +73,8 @@ fn main() {
     // visible fraction of the trace, rectangles).
     let mut phases: Vec<(f64, f64, f64, f64, f64, f64, usize)> = Vec::with_capacity(frames);
     let total_ns = match &app.files[0].doc {
-        memmap_viewer::data::Doc::Trace(t) => (t.timeline.t_max - t.timeline.t_min) as f64,
-        memmap_viewer::data::Doc::Run(_) => 1.0,
+        memmap_viewer::doc::Doc::Trace(t) => (t.timeline.t_max - t.timeline.t_min) as f64,
+        memmap_viewer::doc::Doc::Run(_) => 1.0,
     };
     for f in 0..frames {
         // Zoom in for 60 frames, pan for 60, zoom out for 60, then fit, repeating.

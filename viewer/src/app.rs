@@ -1,10 +1,11 @@
 //! The application: open files, the error panel, view switching, live follow,
 //! recent files and exports.
 
-use crate::data::{load_path, Doc, LoadError, OpenFile};
-use crate::views::compare::{compare_ui, CompareState};
-use crate::views::timeline::{timeline_ui, TimelineState};
-use crate::views::{layout, overview, plots};
+use crate::doc::{load_path, Doc, LoadError, OpenFile};
+use crate::views::compare::CompareState;
+use crate::views::progress::ProgressState;
+use crate::views::timeline::TimelineState;
+use crate::views::{compare, layout, live, overview, progress, stalls, timeline};
 use egui::Ui;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -64,7 +65,7 @@ pub struct ViewerApp {
     pub timeline: TimelineState,
     pub compare: CompareState,
     pub follow: bool,
-    pub per_thread: bool,
+    pub progress: ProgressState,
     pub status: String,
     pub dialog: OpenDialog,
     pending: Vec<PathBuf>,
@@ -74,8 +75,6 @@ pub struct ViewerApp {
     /// Rect of the last drawn plot, for PNG export.
     plot_rect: Option<egui::Rect>,
     export_status: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-    /// Last frame's timeline identity, to refit the view when the data changes.
-    timeline_key: Option<(usize, usize, u64)>,
 }
 
 impl Default for ViewerApp {
@@ -91,7 +90,7 @@ impl Default for ViewerApp {
             timeline: TimelineState::default(),
             compare: CompareState::default(),
             follow: true,
-            per_thread: true,
+            progress: ProgressState::default(),
             status: String::new(),
             dialog: OpenDialog::default(),
             pending: Vec::new(),
@@ -100,7 +99,6 @@ impl Default for ViewerApp {
             last_poll: 0.0,
             plot_rect: None,
             export_status: Default::default(),
-            timeline_key: None,
         }
     }
 }
@@ -177,7 +175,7 @@ impl ViewerApp {
     }
 
     fn auto_pick_compare(&mut self) {
-        let srcs = crate::views::compare::sources(&self.files);
+        let srcs = crate::doc::compare::sources(&self.files);
         if self.compare.a.is_none() {
             self.compare.a = srcs.first().map(|s| s.0.clone());
         }
@@ -375,48 +373,18 @@ impl ViewerApp {
         }
     }
 
+    /// The active view (each view module draws itself).
     fn central(&mut self, ui: &mut Ui) {
         self.plot_rect = Some(ui.max_rect());
-        if self.view == View::Compare {
-            let res = compare_ui(ui, &self.files, &mut self.compare);
-            if let Some((a, b, rows)) = res {
-                ui.horizontal(|ui| {
-                    if ui.button("Export HTML report").clicked() {
-                        let html = crate::export::comparison_html(&a, &b, &rows);
-                        let p = PathBuf::from("memmap-compare.html");
-                        self.status = match std::fs::write(&p, html) {
-                            Ok(()) => format!("saved {}", p.display()),
-                            Err(e) => format!("report export failed: {e}"),
-                        };
-                    }
-                });
-                let h = ui.available_height();
-                ui.columns(2, |c| {
-                    c[0].set_height(h);
-                    plots::progress_plot(
-                        &mut c[0],
-                        "cmp-progress",
-                        &[
-                            ("A", &a.progress, crate::views::compare::COLOR_A),
-                            ("B", &b.progress, crate::views::compare::COLOR_B),
-                        ],
-                        false,
-                    );
-                    let mut hs = Vec::new();
-                    if let Some(x) = &a.stalls {
-                        hs.push(("A stalls", x, crate::views::compare::COLOR_A));
-                    }
-                    if let Some(x) = &b.stalls {
-                        hs.push(("B stalls", x, crate::views::compare::COLOR_B));
-                    }
-                    plots::percentile_plot(&mut c[1], "cmp-stalls", &hs);
-                });
+        match self.view {
+            View::Compare => {
+                if let Some(msg) = compare::ui(ui, &self.files, &mut self.compare) {
+                    self.status = msg;
+                }
+                return;
             }
-            return;
-        }
-        if self.view == View::Live {
-            self.live_ui(ui);
-            return;
+            View::Live => return live::ui(ui, &self.files, self.active, &mut self.follow),
+            _ => {}
         }
         let Some(f) = self.files.get_mut(self.active) else {
             ui.heading("memmap-view");
@@ -424,155 +392,18 @@ impl ViewerApp {
             return;
         };
         let repeat = self.repeat;
-        match (&mut f.doc, self.view) {
-            (Doc::Run(r), View::Overview) => overview::run_overview(ui, r),
-            (Doc::Trace(t), View::Overview) => overview::trace_overview(ui, t),
-            (Doc::Run(r), View::Timeline) => {
-                let key = (self.active, repeat, r.run.repeats.len() as u64);
-                if self.timeline_key != Some(key) {
-                    self.timeline = TimelineState::default();
-                    self.timeline_key = Some(key);
-                }
-                if let Some(tl) = r.timeline(repeat) {
-                    self.plot_rect = Some(timeline_ui(ui, tl, &mut self.timeline));
+        match self.view {
+            View::Overview => overview::ui(ui, &f.doc),
+            View::Timeline => {
+                let rect = timeline::ui(ui, &mut f.doc, self.active, repeat, &mut self.timeline);
+                if rect.is_some() {
+                    self.plot_rect = rect;
                 }
             }
-            (Doc::Trace(t), View::Timeline) => {
-                let key = (self.active, 0, t.timeline.n_spans as u64);
-                if self.timeline_key != Some(key) {
-                    self.timeline = TimelineState::default();
-                    self.timeline_key = Some(key);
-                }
-                self.plot_rect = Some(timeline_ui(ui, &t.timeline, &mut self.timeline));
-            }
-            (Doc::Run(r), View::Progress) => {
-                ui.checkbox(&mut self.per_thread, "per thread");
-                let p = r.progress(repeat);
-                plots::progress_plot(
-                    ui,
-                    "progress",
-                    &[(
-                        &format!("repeat {repeat}"),
-                        &p,
-                        crate::views::compare::COLOR_A,
-                    )],
-                    self.per_thread,
-                );
-            }
-            (Doc::Trace(t), View::Progress) => {
-                if t.progress.total.is_empty() {
-                    ui.label("This trace has no memmap-init events.");
-                } else {
-                    ui.checkbox(&mut self.per_thread, "per task");
-                    plots::progress_plot(
-                        ui,
-                        "progress",
-                        &[("trace", &t.progress, crate::views::compare::COLOR_A)],
-                        self.per_thread,
-                    );
-                }
-            }
-            (Doc::Run(r), View::Stalls) => {
-                let hist = r.stall_hists.get(repeat).cloned().flatten();
-                let samples: Vec<[f64; 2]> = r
-                    .run
-                    .repeats
-                    .get(repeat)
-                    .map(|x| {
-                        x.stalls
-                            .samples
-                            .iter()
-                            .map(|s| [s.t_ns as f64, s.stall_ns as f64])
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                stalls_ui(ui, hist.as_ref(), &samples, &format!("repeat {repeat}"));
-            }
-            (Doc::Trace(t), View::Stalls) => {
-                stalls_ui(ui, t.fault_hist.as_ref(), &t.fault_over_time, "dax faults")
-            }
-            (Doc::Run(r), View::Layout) => layout::layout_ui(ui, &r.run.layout),
-            (Doc::Trace(t), View::Layout) => layout::trace_layout_ui(ui, t),
-            (_, View::Compare | View::Live) => {}
-        }
-    }
-
-    fn live_ui(&mut self, ui: &mut Ui) {
-        ui.checkbox(
-            &mut self.follow,
-            "Follow: reload files when they change on disk (checked every 0.5 s)",
-        );
-        egui::Grid::new("live-grid").striped(true).show(ui, |ui| {
-            for h in [
-                "file",
-                "repeats",
-                "complete",
-                "modified",
-                "latest time to complete",
-            ] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for f in &self.files {
-                ui.label(&f.name);
-                match &f.doc {
-                    Doc::Run(r) => {
-                        ui.label(format!(
-                            "{} / {}",
-                            r.run.repeats.len(),
-                            r.run.config.repeats_requested
-                        ));
-                        ui.label(if r.run.complete {
-                            "yes"
-                        } else if r.run.interrupted {
-                            "interrupted"
-                        } else {
-                            "running"
-                        });
-                        ui.label(
-                            f.mtime
-                                .and_then(|m| m.elapsed().ok())
-                                .map(|d| format!("{:.0} s ago", d.as_secs_f64()))
-                                .unwrap_or_default(),
-                        );
-                        ui.label(
-                            r.run
-                                .repeats
-                                .last()
-                                .map(|x| crate::data::fmt_ns(x.metrics.time_to_complete_ns as f64))
-                                .unwrap_or_default(),
-                        );
-                    }
-                    Doc::Trace(t) => {
-                        ui.label("trace");
-                        ui.label("");
-                        ui.label(
-                            f.mtime
-                                .and_then(|m| m.elapsed().ok())
-                                .map(|d| format!("{:.0} s ago", d.as_secs_f64()))
-                                .unwrap_or_default(),
-                        );
-                        ui.label(format!("{} spans", t.timeline.n_spans));
-                    }
-                }
-                ui.end_row();
-            }
-        });
-        if let Some(Doc::Run(r)) = self.files.get(self.active).map(|f| &f.doc) {
-            let n = r.run.repeats.len();
-            if n > 0 {
-                let p = r.progress(n - 1);
-                plots::progress_plot(
-                    ui,
-                    "live-progress",
-                    &[(
-                        &format!("latest repeat {}", n - 1),
-                        &p,
-                        crate::views::compare::COLOR_A,
-                    )],
-                    false,
-                );
-            }
+            View::Progress => progress::ui(ui, &f.doc, repeat, &mut self.progress),
+            View::Stalls => stalls::ui(ui, &f.doc, repeat),
+            View::Layout => layout::ui(ui, &f.doc),
+            View::Compare | View::Live => {}
         }
     }
 
@@ -637,42 +468,6 @@ impl ViewerApp {
             self.open_background(p, ctx);
         }
     }
-}
-
-fn stalls_ui(
-    ui: &mut Ui,
-    hist: Option<&hdrhistogram::Histogram<u64>>,
-    over_time: &[[f64; 2]],
-    name: &str,
-) {
-    let Some(h) = hist else {
-        ui.label("No stall data (no faults recorded, or the histogram could not be decoded).");
-        return;
-    };
-    ui.label(format!(
-        "{name}: {} faults, p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
-        h.len(),
-        crate::data::fmt_ns(h.value_at_quantile(0.5) as f64),
-        crate::data::fmt_ns(h.value_at_quantile(0.9) as f64),
-        crate::data::fmt_ns(h.value_at_quantile(0.99) as f64),
-        crate::data::fmt_ns(h.value_at_quantile(0.999) as f64),
-        crate::data::fmt_ns(h.max() as f64)
-    ));
-    let h_avail = ui.available_height();
-    ui.columns(2, |c| {
-        c[0].set_height(h_avail);
-        plots::percentile_plot(
-            &mut c[0],
-            "stall-pct",
-            &[(name, h, crate::views::compare::COLOR_A)],
-        );
-        let half = h_avail / 2.0;
-        egui::Frame::NONE.show(&mut c[1], |ui| {
-            ui.set_height(half - 10.0);
-            plots::histogram_plot(ui, "stall-hist", h);
-        });
-        plots::stall_time_plot(&mut c[1], "stall-time", over_time);
-    });
 }
 
 impl eframe::App for ViewerApp {

@@ -1,9 +1,9 @@
 //! Exports: the current view as PNG (from an egui screenshot, cropped to the plot),
 //! and a comparison as one self-contained HTML file with inline SVG plots.
 
-use crate::data::fmt_ns;
-use crate::stats::{fmt_p, fmt_value, DeltaRow};
-use crate::views::compare::Side;
+use crate::doc::compare::Side;
+use crate::doc::fmt_ns;
+use crate::doc::stats::{fmt_p, fmt_value, DeltaRow};
 use crate::views::plots::{percentile_label, percentile_points};
 use std::fmt::Write as _;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Malformed, truncated and garbage inputs are errors with file/line, never panics.
 
-use memmap_viewer::data::{load_bytes, Doc};
+use memmap_viewer::doc::{load_bytes, Doc};
 use std::path::PathBuf;
 
 fn data(name: &str) -> Vec<u8> {

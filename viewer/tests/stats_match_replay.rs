@@ -7,7 +7,7 @@
 //! The test also recomputes medians from the raw repeat values of the run files.
 
 use memmap_model::run::RunFile;
-use memmap_viewer::stats::{delta_table, median};
+use memmap_viewer::doc::stats::{delta_table, median};
 use std::path::PathBuf;
 
 fn run(name: &str) -> RunFile {

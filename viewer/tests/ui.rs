@@ -151,10 +151,10 @@ fn a_bad_file_shows_its_line_and_the_rest_stays_open() {
 fn lane_names(h: &Harness<'_, ViewerApp>) -> Vec<String> {
     let app = h.state();
     match &app.files[app.active].doc {
-        memmap_viewer::data::Doc::Trace(t) => {
+        memmap_viewer::doc::Doc::Trace(t) => {
             t.timeline.lanes.iter().map(|l| l.name.clone()).collect()
         }
-        memmap_viewer::data::Doc::Run(_) => Vec::new(),
+        memmap_viewer::doc::Doc::Run(_) => Vec::new(),
     }
 }
 

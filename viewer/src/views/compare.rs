@@ -1,26 +1,14 @@
 //! Compare A/B: pick two runs (or two groups of runs of one strategy) and see the
 //! overlaid progress and stall curves and the delta table of `memmap-replay compare`.
 
-use crate::data::{OpenFile, Progress};
-use crate::stats::{delta_table, fmt_p, fmt_value, DeltaRow};
+use crate::doc::compare::{resolve, sources, Side, Source};
+use crate::doc::stats::{delta_table, fmt_p, fmt_value, DeltaRow, ALPHA};
+use crate::doc::OpenFile;
+use crate::views::plots;
 use egui::{Color32, Ui};
-use hdrhistogram::Histogram;
-use memmap_model::run::Metrics;
-use std::path::PathBuf;
 
 pub const COLOR_A: Color32 = Color32::from_rgb(70, 130, 220);
 pub const COLOR_B: Color32 = Color32::from_rgb(230, 120, 40);
-
-/// Where a side of the comparison takes its repeats from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Source {
-    File(PathBuf),
-    /// Every open run of this scenario and strategy, repeats pooled.
-    Group {
-        scenario: String,
-        strategy: String,
-    },
-}
 
 #[derive(Clone, Debug, Default)]
 pub struct CompareState {
@@ -28,99 +16,41 @@ pub struct CompareState {
     pub b: Option<Source>,
 }
 
-/// A side of the comparison, resolved against the open files.
-pub struct Side {
-    pub title: String,
-    pub scenario: String,
-    pub strategy: String,
-    pub metrics: Vec<Metrics>,
-    pub stalls: Option<Histogram<u64>>,
-    pub progress: Progress,
-    pub files: Vec<String>,
-}
-
-/// Every source the open files offer: each run, and each (scenario, strategy) with several runs.
-pub fn sources(files: &[OpenFile]) -> Vec<(Source, String)> {
-    let mut out = Vec::new();
-    let mut groups: Vec<(String, String, usize)> = Vec::new();
-    for f in files {
-        if let Some(r) = f.run() {
-            out.push((
-                Source::File(f.path.clone()),
-                format!(
-                    "{} ({}, {} repeats)",
-                    f.name,
-                    r.run.config.strategy,
-                    r.run.repeats.len()
-                ),
-            ));
-            let key = (r.run.scenario.name.clone(), r.run.config.strategy.clone());
-            match groups.iter_mut().find(|g| g.0 == key.0 && g.1 == key.1) {
-                Some(g) => g.2 += 1,
-                None => groups.push((key.0, key.1, 1)),
-            }
+/// The Compare view: the A and B pickers, the delta table, the HTML export and the
+/// overlaid progress and stall percentile plots. Returns a status message when the
+/// report was exported.
+pub fn ui(ui: &mut Ui, files: &[OpenFile], st: &mut CompareState) -> Option<String> {
+    let (a, b, rows) = compare_ui(ui, files, st)?;
+    let mut status = None;
+    ui.horizontal(|ui| {
+        if ui.button("Export HTML report").clicked() {
+            let html = crate::export::comparison_html(&a, &b, &rows);
+            let p = std::path::PathBuf::from("memmap-compare.html");
+            status = Some(match std::fs::write(&p, html) {
+                Ok(()) => format!("saved {}", p.display()),
+                Err(e) => format!("report export failed: {e}"),
+            });
         }
-    }
-    for (scenario, strategy, n) in groups {
-        if n > 1 {
-            out.push((
-                Source::Group {
-                    scenario: scenario.clone(),
-                    strategy: strategy.clone(),
-                },
-                format!("group {scenario} / {strategy} ({n} runs)"),
-            ));
+    });
+    let h = ui.available_height();
+    ui.columns(2, |c| {
+        c[0].set_height(h);
+        plots::progress_plot(
+            &mut c[0],
+            "cmp-progress",
+            &[("A", &a.progress, COLOR_A), ("B", &b.progress, COLOR_B)],
+            false,
+        );
+        let mut hs = Vec::new();
+        if let Some(x) = &a.stalls {
+            hs.push(("A stalls", x, COLOR_A));
         }
-    }
-    out
-}
-
-pub fn resolve(files: &[OpenFile], s: &Source) -> Option<Side> {
-    let runs: Vec<&OpenFile> = files
-        .iter()
-        .filter(|f| match (s, f.run()) {
-            (Source::File(p), Some(_)) => &f.path == p,
-            (Source::Group { scenario, strategy }, Some(r)) => {
-                &r.run.scenario.name == scenario && &r.run.config.strategy == strategy
-            }
-            _ => false,
-        })
-        .collect();
-    let first = runs.first()?.run()?;
-    let mut metrics = Vec::new();
-    let mut stalls: Option<Histogram<u64>> = None;
-    for f in &runs {
-        let r = f.run()?;
-        metrics.extend(r.run.repeats.iter().map(|x| x.metrics.clone()));
-        if let Some(h) = r.merged_stalls() {
-            match &mut stalls {
-                None => stalls = Some(h),
-                Some(s) => {
-                    let _ = s.add(&h);
-                }
-            }
+        if let Some(x) = &b.stalls {
+            hs.push(("B stalls", x, COLOR_B));
         }
-    }
-    // Progress of the repeat with the median time to complete of the first run.
-    let mut order: Vec<usize> = (0..first.run.repeats.len()).collect();
-    order.sort_by_key(|&i| first.run.repeats[i].metrics.time_to_complete_ns);
-    let progress = order
-        .get(order.len() / 2)
-        .map(|&i| first.progress(i))
-        .unwrap_or_default();
-    let title = match s {
-        Source::File(_) => runs[0].name.clone(),
-        Source::Group { scenario, strategy } => format!("{scenario} / {strategy}"),
-    };
-    Some(Side {
-        title,
-        scenario: first.run.scenario.name.clone(),
-        strategy: first.run.config.strategy.clone(),
-        metrics,
-        stalls,
-        progress,
-        files: runs.iter().map(|f| f.name.clone()).collect(),
-    })
+        plots::percentile_plot(&mut c[1], "cmp-stalls", &hs);
+    });
+    status
 }
 
 /// Pick A and B; returns the resolved sides and the delta table when both are set.
@@ -224,7 +154,7 @@ pub fn delta_grid(ui: &mut Ui, a: &Side, b: &Side, rows: &[DeltaRow]) {
         a.title, a.metrics.len(), b.title, b.metrics.len()
     ));
     if let Some(r) = rows.first() {
-        if r.min_possible_p > crate::stats::ALPHA {
+        if r.min_possible_p > ALPHA {
             ui.colored_label(
                 Color32::YELLOW,
                 format!(

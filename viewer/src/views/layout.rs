@@ -1,9 +1,17 @@
 //! Layout: a map of each namespace / hot-added range by pfn: extents coloured by
 //! role, and the section, sub-section, memory-block and vmemmap-block grids.
 
-use crate::data::{fmt_bytes, fmt_ns, MemmapRange, TraceDoc};
+use crate::doc::{fmt_bytes, fmt_ns, Doc, MemmapRange, TraceDoc};
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui, Vec2};
 use memmap_model::layout::{PageKind, RangeLayout, Role, VmemmapBacking};
+
+/// The Layout view of a file: a run's layouts, or what a trace recorded.
+pub fn ui(ui: &mut Ui, doc: &Doc) {
+    match doc {
+        Doc::Run(r) => layout_ui(ui, &r.run.layout),
+        Doc::Trace(t) => trace_layout_ui(ui, t),
+    }
+}
 
 pub fn role_color(r: Role) -> Color32 {
     match r {
@@ -54,7 +62,7 @@ pub fn memory_blocks_text(l: &RangeLayout) -> String {
 
 /// The Layout view of a trace: its layouts, the memmap-init ranges it recorded, and
 /// when there is nothing to lay out, why.
-pub fn trace_layout_ui(ui: &mut Ui, doc: &TraceDoc) {
+fn trace_layout_ui(ui: &mut Ui, doc: &TraceDoc) {
     if let Some(note) = &doc.layout_note {
         for (i, line) in note.lines().enumerate() {
             if i == 0 {
@@ -73,7 +81,7 @@ pub fn trace_layout_ui(ui: &mut Ui, doc: &TraceDoc) {
     layout_ui_with(ui, &doc.layouts, &doc.memmap_ranges);
 }
 
-pub fn layout_ui(ui: &mut Ui, layouts: &[RangeLayout]) {
+fn layout_ui(ui: &mut Ui, layouts: &[RangeLayout]) {
     if layouts.is_empty() {
         ui.label("No namespace or hot-added range in this file.");
         return;

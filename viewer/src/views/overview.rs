@@ -1,8 +1,16 @@
 //! Overview: host, kernel, layout summary, strategy and headline figures.
 
-use crate::data::{fmt_bytes, fmt_ns, RunDoc, TraceDoc};
-use crate::stats::median;
+use crate::doc::stats::median;
+use crate::doc::{fmt_bytes, fmt_ns, Doc, RunDoc, TraceDoc};
 use egui::Ui;
+
+/// The Overview view of a file.
+pub fn ui(ui: &mut Ui, doc: &Doc) {
+    match doc {
+        Doc::Run(r) => run_overview(ui, r),
+        Doc::Trace(t) => trace_overview(ui, t),
+    }
+}
 
 fn row(ui: &mut Ui, k: &str, v: impl Into<String>) {
     ui.label(k);
@@ -10,7 +18,7 @@ fn row(ui: &mut Ui, k: &str, v: impl Into<String>) {
     ui.end_row();
 }
 
-pub fn run_overview(ui: &mut Ui, doc: &RunDoc) {
+fn run_overview(ui: &mut Ui, doc: &RunDoc) {
     let r = &doc.run;
     ui.heading(format!("{} / {}", r.scenario.name, r.config.strategy));
     ui.label(&r.scenario.description);
@@ -87,7 +95,7 @@ pub fn run_overview(ui: &mut Ui, doc: &RunDoc) {
     }
 }
 
-pub fn trace_overview(ui: &mut Ui, doc: &TraceDoc) {
+fn trace_overview(ui: &mut Ui, doc: &TraceDoc) {
     let h = &doc.header;
     ui.heading(format!("trace ({})", h.source));
     egui::Grid::new("ov-trace")

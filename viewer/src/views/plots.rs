@@ -1,7 +1,7 @@
 //! Progress and stall plots (egui_plot; every series is bounded in size: progress
 //! curves are at most 2000 samples per thread, stall samples at most 20000).
 
-use crate::data::Progress;
+use crate::doc::Progress;
 use egui::{Color32, Rangef, Ui};
 use egui_plot::{
     AxisHints, Bar, BarChart, GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints,

@@ -7,8 +7,8 @@
 //! pointer, shift+wheel pans, shift+drag (or right-drag) selects a range. Keys:
 //! Home/F fit, +/- zoom, ←/→ pan, Esc clears the selection.
 
-use crate::data::{fmt_ns, Timeline};
-use crate::lod::{gallop_lower_bound, InstantRow, SpanRow, NO_LABEL};
+use crate::doc::lod::{gallop_lower_bound, InstantRow, SpanRow, NO_LABEL};
+use crate::doc::{fmt_ns, Doc, Lane, LaneStats, Timeline};
 use egui::{Color32, Mesh, Pos2, Rect, Sense, Stroke, Ui, Vec2};
 
 pub const LANE_NAME_W: f32 = 170.0;
@@ -19,6 +19,10 @@ pub const AXIS_H: f32 = 20.0;
 /// What the user is looking at; times are ns relative to the timeline's t_min.
 #[derive(Clone, Debug, Default)]
 pub struct TimelineState {
+    /// The timeline shown: (file index, repeat, size); another one resets the state.
+    shown: Option<(usize, usize, u64)>,
+    /// Colour of each label of the timeline shown.
+    colors: LabelColors,
     pub view: Option<(f64, f64)>,
     pub selection: Option<(f64, f64)>,
     pub lane_scroll: f32,
@@ -39,16 +43,27 @@ pub struct FrameProfile {
     pub rects: usize,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct LaneStats {
-    pub lane: String,
-    pub spans: usize,
-    pub busy_ns: u64,
-    pub instants: usize,
-    pub faults: usize,
-    pub fault_p50: u64,
-    pub fault_p99: u64,
-    pub fault_max: u64,
+/// Label colours, computed once per timeline (hashing a name and converting its
+/// colour per pixel column was most of a frame).
+#[derive(Clone, Debug, Default)]
+struct LabelColors {
+    /// `Timeline::id` of the labels.
+    id: u64,
+    list: Vec<Color32>,
+}
+
+impl LabelColors {
+    fn of(tl: &Timeline) -> LabelColors {
+        LabelColors {
+            id: tl.id,
+            list: tl.labels.iter().map(|l| label_color(l)).collect(),
+        }
+    }
+
+    /// Colour of label `id` (grey for an unknown id).
+    fn get(&self, id: u32) -> Color32 {
+        self.list.get(id as usize).copied().unwrap_or(Color32::GRAY)
+    }
 }
 
 impl TimelineState {
@@ -113,7 +128,7 @@ pub fn latency_color(ns: u64) -> Color32 {
     table[(x.clamp(0.0, 1.0) * (LATENCY_STEPS - 1) as f64).round() as usize]
 }
 
-fn lane_height(l: &crate::data::Lane) -> f32 {
+fn lane_height(l: &Lane) -> f32 {
     l.rows.len() as f32 * ROW_H
         + if l.instants.is_empty() {
             0.0
@@ -123,10 +138,37 @@ fn lane_height(l: &crate::data::Lane) -> f32 {
         + 4.0
 }
 
+/// The Timeline view of file `file` (repeat `repeat` of a run): the state starts
+/// afresh when the timeline shown changes. Returns the rect of the plot (for PNG
+/// export), None when a run has no such repeat.
+pub fn ui(
+    ui: &mut Ui,
+    doc: &mut Doc,
+    file: usize,
+    repeat: usize,
+    st: &mut TimelineState,
+) -> Option<Rect> {
+    let (key, tl) = match doc {
+        Doc::Run(r) => {
+            let key = (file, repeat, r.run.repeats.len() as u64);
+            (key, r.timeline(repeat))
+        }
+        Doc::Trace(t) => ((file, 0, t.timeline.n_spans as u64), Some(&t.timeline)),
+    };
+    if st.shown != Some(key) {
+        *st = TimelineState::default();
+        st.shown = Some(key);
+    }
+    Some(timeline_ui(ui, tl?, st))
+}
+
 /// Draw the timeline and handle input. Returns the rect of the plot (for PNG export).
 pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
     if st.view.is_none() {
         st.fit(tl);
+    }
+    if st.colors.id != tl.id || st.colors.list.len() != tl.labels.len() {
+        st.colors = LabelColors::of(tl);
     }
     let span_total = (tl.t_max - tl.t_min) as f64;
     ui.horizontal(|ui| {
@@ -293,7 +335,7 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
                 Pos2::new(plot.right(), ry + ROW_H - 1.0),
             );
             let t0 = std::time::Instant::now();
-            draw_span_row(&mut mesh, row, tl, r, v0, v1, tl.t_min);
+            draw_span_row(&mut mesh, row, &st.colors, r, v0, v1, tl.t_min);
             profile.span_rows += t0.elapsed().as_secs_f64();
             if let Some(p) = hover {
                 if r.contains(p) && hover_text.is_none() {
@@ -353,7 +395,7 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
     if let Some(sel) = st.selection {
         let stale = st.sel_cache.as_ref().is_none_or(|(k, _)| *k != sel);
         if stale {
-            st.sel_cache = Some((sel, selection_stats(tl, sel)));
+            st.sel_cache = Some((sel, tl.selection_stats(sel)));
         }
         if let Some((_, stats)) = &st.sel_cache {
             selection_table(ui, sel, stats);
@@ -407,7 +449,7 @@ fn push_rect(mesh: &mut Mesh, r: Rect, c: Color32) {
 fn draw_span_row(
     mesh: &mut Mesh,
     row: &SpanRow,
-    tl: &Timeline,
+    colors: &LabelColors,
     r: Rect,
     v0: f64,
     v1: f64,
@@ -431,7 +473,7 @@ fn draw_span_row(
         for i in i0..i1 {
             let xa = x_of(row.start[i]).max(r.left());
             let xb = x_of(row.end[i]).min(r.right()).max(xa + 1.0);
-            let c = tl.label_color(row.label[i]);
+            let c = colors.get(row.label[i]);
             push_rect(
                 mesh,
                 Rect::from_min_max(Pos2::new(xa, r.top()), Pos2::new(xb, r.bottom())),
@@ -457,7 +499,7 @@ fn draw_span_row(
             let frac = (b.sum as f64 / npp).min(1.0) as f32;
             let c = (b.label != NO_LABEL && b.sum > 0).then(|| {
                 let a = (0.25 + 0.75 * frac).min(1.0);
-                tl.label_color(b.label).gamma_multiply(a)
+                colors.get(b.label).gamma_multiply(a)
             });
             (c, r.left() + col as f32)
         } else if col < cols {
@@ -468,7 +510,7 @@ fn draw_span_row(
             if j > i {
                 busy += row.busy(i, j) as f64;
                 if let Some(k) = row.longest(i, j) {
-                    colour = Some(tl.label_color(row.label[k]));
+                    colour = Some(colors.get(row.label[k]));
                 }
             }
             let used = busy.min(npp);
@@ -526,12 +568,7 @@ fn draw_instant_row(
         return;
     }
     let colour_of = |label: u32, value: u64| {
-        if tl
-            .fault_labels
-            .get(label as usize)
-            .copied()
-            .unwrap_or(false)
-        {
+        if tl.is_fault(label) {
             latency_color(value)
         } else {
             Color32::from_rgb(230, 200, 60)
@@ -540,13 +577,7 @@ fn draw_instant_row(
     if (i1 - i0) as f64 <= width * 0.5 {
         for k in i0..i1 {
             let x = r.left() + ((row.t[k] as f64 - t_min as f64 - v0) / npp) as f32;
-            let xe = if row.value[k] > 0
-                && tl
-                    .fault_labels
-                    .get(row.label[k] as usize)
-                    .copied()
-                    .unwrap_or(false)
-            {
+            let xe = if row.value[k] > 0 && tl.is_fault(row.label[k]) {
                 (x + (row.value[k] as f64 / npp) as f32).max(x + 2.0)
             } else {
                 x + 2.0
@@ -668,54 +699,6 @@ fn instant_hover(row: &InstantRow, tl: &Timeline, t: f64, tol_ns: f64) -> Option
         s.push_str(&format!("\n{} {:#x}", tl.instant_aux, row.aux[i]));
     }
     Some(s)
-}
-
-/// Per-lane statistics of a selected time range.
-pub fn selection_stats(tl: &Timeline, (a, b): (f64, f64)) -> Vec<LaneStats> {
-    let t0 = (a.max(0.0) as u64).saturating_add(tl.t_min);
-    let t1 = (b.max(0.0) as u64).saturating_add(tl.t_min);
-    let mut out = Vec::new();
-    for lane in &tl.lanes {
-        let mut spans = 0;
-        let mut busy = 0;
-        for row in &lane.rows {
-            let (n, bz) = row.busy_in(t0, t1);
-            spans += n;
-            busy += bz;
-        }
-        let i = lane.instants.first_at(t0);
-        let j = lane.instants.first_at(t1);
-        let mut lat: Vec<u64> = (i..j)
-            .filter(|&k| {
-                tl.fault_labels
-                    .get(lane.instants.label[k] as usize)
-                    .copied()
-                    .unwrap_or(false)
-            })
-            .map(|k| lane.instants.value[k])
-            .collect();
-        lat.sort_unstable();
-        let q = |p: f64| -> u64 {
-            if lat.is_empty() {
-                0
-            } else {
-                lat[((lat.len() - 1) as f64 * p).round() as usize]
-            }
-        };
-        if spans > 0 || j > i {
-            out.push(LaneStats {
-                lane: lane.name.clone(),
-                spans,
-                busy_ns: busy,
-                instants: j - i,
-                faults: lat.len(),
-                fault_p50: q(0.5),
-                fault_p99: q(0.99),
-                fault_max: lat.last().copied().unwrap_or(0),
-            });
-        }
-    }
-    out
 }
 
 fn selection_table(ui: &mut Ui, (a, b): (f64, f64), stats: &[LaneStats]) {

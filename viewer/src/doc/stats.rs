@@ -4,8 +4,8 @@
 //! tests/stats_match_replay.rs).
 
 use memmap_model::run::Metrics;
+use memmap_model::stats::{delta, seed_for, spread_pct, METRICS};
 pub use memmap_model::stats::{fmt_p, median, Better, Kind};
-use memmap_model::stats::{delta, spread_pct, seed_for, METRICS};
 
 /// Significance level of the A/B view (compare's default).
 pub const ALPHA: f64 = 0.05;
@@ -71,7 +71,7 @@ pub fn fmt_value(kind: Kind, v: f64) -> String {
         return "?".into();
     }
     match kind {
-        Kind::Time => crate::data::fmt_ns(v),
+        Kind::Time => super::fmt::fmt_ns(v),
         Kind::Rate => format!("{:.3} GB/s", v / 1e9),
         Kind::Ratio => format!("{v:.3}"),
     }
