@@ -115,6 +115,7 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// Read the fields of one line: the flat-object fast path, else serde.
+    #[inline]
     pub fn parse(line: &'a str) -> Result<Fields<'a>, serde_json::Error> {
         let mut f = match flat_line(line) {
             Some(f) => f,
@@ -139,7 +140,7 @@ impl<'a> Fields<'a> {
 #[derive(Debug)]
 pub enum EventLine<'a> {
     /// One of the [`HIGH_VOLUME_KINDS`], borrowed from the line.
-    Fields(Fields<'a>),
+    Fields(&'a Fields<'a>),
     /// Any other kind, parsed in full.
     Event(TraceEvent),
 }
@@ -476,7 +477,7 @@ impl<S: EventSink + Default> Part<S> {
             }
         };
         let ev = if HIGH_VOLUME_KINDS.contains(&fields.kind.as_ref()) {
-            EventLine::Fields(fields)
+            EventLine::Fields(&fields)
         } else {
             match serde_json::from_str::<TraceEvent>(line) {
                 Ok(ev) => EventLine::Event(ev),
@@ -544,6 +545,7 @@ enum Flat<'a> {
 /// Read a flat JSON object (string values without escapes, unsigned integers,
 /// booleans, null; no nesting) into [`Fields`], about three times faster than serde.
 /// None for anything else, which then goes through serde (and its error messages).
+#[inline]
 fn flat_line<'a>(line: &'a str) -> Option<Fields<'a>> {
     let b = line.as_bytes();
     let mut i = 0;
@@ -586,6 +588,7 @@ fn flat_line<'a>(line: &'a str) -> Option<Fields<'a>> {
     (i == b.len() && has_kind).then_some(f)
 }
 
+#[inline(always)]
 fn skip_ws(b: &[u8], i: &mut usize) {
     while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\r' | b'\n') {
         *i += 1;
@@ -593,6 +596,7 @@ fn skip_ws(b: &[u8], i: &mut usize) {
 }
 
 /// A string without escapes, `*i` at its opening quote; moves `*i` past the closing one.
+#[inline(always)]
 fn flat_string<'a>(line: &'a str, i: &mut usize) -> Option<&'a str> {
     let b = line.as_bytes();
     let start = *i + 1;
@@ -606,6 +610,7 @@ fn flat_string<'a>(line: &'a str, i: &mut usize) -> Option<&'a str> {
 
 /// A value at `*i`: a string without escapes, an unsigned integer (no leading zero,
 /// fraction or exponent), a boolean or null.
+#[inline(always)]
 fn flat_value<'a>(line: &'a str, i: &mut usize) -> Option<Flat<'a>> {
     let b = line.as_bytes();
     Some(match *b.get(*i)? {
@@ -644,6 +649,7 @@ fn flat_value<'a>(line: &'a str, i: &mut usize) -> Option<Flat<'a>> {
 
 /// Store `key: v` in `f` with the types serde would accept; None where serde would
 /// not (or might say more), so the line goes through serde.
+#[inline(always)]
 fn set_field<'a>(f: &mut Fields<'a>, has_kind: &mut bool, key: &str, v: Flat<'a>) -> Option<()> {
     let num = |v: &Flat| match v {
         Flat::Num(n) => Some(Some(*n)),

@@ -226,3 +226,45 @@ fn hot_plugged_memory_of_a_recording_is_laid_out() {
     assert!(has_label(&h, "hotplug0: pfn"));
     assert!(has_label(&h, "8 memory blocks of 128 MiB"));
 }
+
+#[test]
+fn timeline_tooltips_name_the_lane_and_the_span() {
+    // Hover down the lane-name column, then the plot, of a real recording: the
+    // tooltips give a lane's pid and CPUs and a span's label, start and duration
+    // (the 400 tooltips were the same before the document layer was split out).
+    let mut app = ViewerApp::default();
+    app.follow = false;
+    app.open_sync(&testbed("fsdax-dev.jsonl"));
+    app.view = View::Timeline;
+    let mut h = harness(app);
+    h.run_steps(2);
+    let mut lane_tips = Vec::new();
+    let mut span_tips = Vec::new();
+    for x in [330.0, 900.0] {
+        for y in (80..880).step_by(4) {
+            h.input_mut()
+                .events
+                .push(egui::Event::PointerMoved(egui::pos2(x, y as f32)));
+            h.run_steps(1);
+            if let Some(t) = h.state().timeline.hover_text.clone() {
+                if x < 400.0 {
+                    lane_tips.push(t);
+                } else {
+                    span_tips.push(t);
+                }
+            }
+        }
+    }
+    assert!(
+        lane_tips
+            .iter()
+            .any(|t| t.starts_with("ndctl-") && t.contains("\npid ") && t.contains("cpu")),
+        "{lane_tips:?}"
+    );
+    assert!(
+        span_tips
+            .iter()
+            .any(|t| t.starts_with("nd_pmem_probe\nstart ") && t.contains("\nduration ")),
+        "{span_tips:?}"
+    );
+}

@@ -116,10 +116,10 @@ impl EventSink for PartLanes {
     fn event(&mut self, ev: EventLine<'_>) -> Result<(), String> {
         match ev {
             EventLine::Fields(f) => match f.kind.as_ref() {
-                "function-span" => self.function_span(&f),
-                "memmap-init" => self.memmap_init(&f),
-                "dax-fault" => self.dax_fault(&f),
-                _ => self.tracepoint_or_kprobe(&f),
+                "function-span" => self.function_span(f),
+                "memmap-init" => self.memmap_init(f),
+                "dax-fault" => self.dax_fault(f),
+                _ => self.tracepoint_or_kprobe(f),
             },
             EventLine::Event(ev) => {
                 self.other_event(ev);
@@ -524,7 +524,7 @@ mod tests {
         for l in lines {
             let f = Fields::parse(l).unwrap();
             let ev = if memmap_model::trace_read::HIGH_VOLUME_KINDS.contains(&f.kind.as_ref()) {
-                EventLine::Fields(f)
+                EventLine::Fields(&f)
             } else {
                 EventLine::Event(serde_json::from_str(l).unwrap())
             };
@@ -647,13 +647,13 @@ mod tests {
         let mut p = PartLanes::default();
         let f = Fields::parse(r#"{"kind":"dax-fault","t_ns":1,"pid":2}"#).unwrap();
         assert_eq!(
-            p.event(EventLine::Fields(f)).unwrap_err(),
+            p.event(EventLine::Fields(&f)).unwrap_err(),
             "dax-fault event without cpu"
         );
         let f = Fields::parse(r#"{"kind":"function-span","t_ns":1,"dur_ns":1,"pid":2,"cpu":0}"#)
             .unwrap();
         assert_eq!(
-            p.event(EventLine::Fields(f)).unwrap_err(),
+            p.event(EventLine::Fields(&f)).unwrap_err(),
             "function-span without func"
         );
     }

@@ -170,7 +170,95 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
     if st.colors.id != tl.id || st.colors.list.len() != tl.labels.len() {
         st.colors = LabelColors::of(tl);
     }
-    let span_total = (tl.t_max - tl.t_min) as f64;
+    toolbar(ui, tl, st);
+    let avail = ui.available_size();
+    let stats_h = if st.selection.is_some() {
+        160.0f32.min(avail.y * 0.4)
+    } else {
+        0.0
+    };
+    let size = Vec2::new(avail.x.max(200.0), (avail.y - stats_h).max(120.0));
+    let (rect, resp) = ui.allocate_exact_size(size, Sense::click_and_drag());
+    let plot = Rect::from_min_max(
+        Pos2::new(rect.left() + LANE_NAME_W, rect.top() + AXIS_H),
+        rect.max,
+    );
+    handle_input(ui, &resp, plot, tl, st);
+    let (v0, v1) = st.view.unwrap_or((0.0, (tl.t_max - tl.t_min) as f64));
+    let g = Geometry { rect, plot, v0, v1 };
+
+    let painter = ui.painter_at(rect);
+    let visuals = ui.visuals();
+    painter.rect_filled(rect, 0.0, visuals.extreme_bg_color);
+    draw_axis(&painter, plot, rect, v0, v1, visuals.text_color());
+    let total_h: f32 = tl.lanes.iter().map(lane_height).sum();
+    st.lane_scroll = st.lane_scroll.min((total_h - plot.height()).max(0.0));
+    let drawn = draw_lanes(
+        &painter,
+        visuals,
+        tl,
+        &st.colors,
+        g,
+        plot.top() - st.lane_scroll,
+        resp.hover_pos(),
+    );
+    st.profile = drawn.profile;
+    painter.add(egui::Shape::mesh(drawn.mesh));
+    // Selection overlay.
+    if let Some((a, b)) = st.selection {
+        let xa = g.x_of(a);
+        let xb = g.x_of(b);
+        let r = Rect::from_min_max(
+            Pos2::new(xa.max(plot.left()), rect.top()),
+            Pos2::new(xb.min(plot.right()).max(xa), rect.bottom()),
+        );
+        painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(100, 150, 255, 40));
+    }
+    st.hover_text = drawn.hover_text.clone();
+    if let Some(t) = drawn.hover_text {
+        resp.on_hover_text_at_pointer(t);
+    }
+    // Selection statistics.
+    if let Some(sel) = st.selection {
+        let stale = st.sel_cache.as_ref().is_none_or(|(k, _)| *k != sel);
+        if stale {
+            st.sel_cache = Some((sel, tl.selection_stats(sel)));
+        }
+        if let Some((_, stats)) = &st.sel_cache {
+            selection_table(ui, sel, stats);
+        }
+    }
+    rect
+}
+
+/// Where the timeline is drawn and which time range (ns relative to `t_min`) it shows.
+#[derive(Clone, Copy)]
+struct Geometry {
+    rect: Rect,
+    /// `rect` without the lane names and the axis.
+    plot: Rect,
+    v0: f64,
+    v1: f64,
+}
+
+impl Geometry {
+    fn width(&self) -> f64 {
+        self.plot.width().max(1.0) as f64
+    }
+
+    /// Time at screen x.
+    fn t_at(&self, x: f32) -> f64 {
+        self.v0 + (x - self.plot.left()) as f64 / self.width() * (self.v1 - self.v0)
+    }
+
+    /// Screen x of time t.
+    fn x_of(&self, t: f64) -> f32 {
+        self.plot.left() + ((t - self.v0) / (self.v1 - self.v0) * self.width()) as f32
+    }
+}
+
+/// Counts, Fit / Zoom / Clear selection buttons and the time range in view.
+fn toolbar(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) {
     ui.horizontal(|ui| {
         ui.label(format!(
             "{} lanes, {} spans, {} instants",
@@ -199,22 +287,12 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
             ));
         }
     });
-    let avail = ui.available_size();
-    let stats_h = if st.selection.is_some() {
-        160.0f32.min(avail.y * 0.4)
-    } else {
-        0.0
-    };
-    let size = Vec2::new(avail.x.max(200.0), (avail.y - stats_h).max(120.0));
-    let (rect, resp) = ui.allocate_exact_size(size, Sense::click_and_drag());
-    let plot = Rect::from_min_max(
-        Pos2::new(rect.left() + LANE_NAME_W, rect.top() + AXIS_H),
-        rect.max,
-    );
-    let (mut v0, mut v1) = st.view.unwrap_or((0.0, span_total));
-    let width = plot.width().max(1.0) as f64;
+}
 
-    // Input.
+/// Mouse and keys (see the module comment): zoom, pan, lane scroll, range selection.
+fn handle_input(ui: &Ui, resp: &egui::Response, plot: Rect, tl: &Timeline, st: &mut TimelineState) {
+    let (v0, v1) = st.view.unwrap_or((0.0, (tl.t_max - tl.t_min) as f64));
+    let width = plot.width().max(1.0) as f64;
     let shift = ui.input(|i| i.modifiers.shift);
     if resp.hovered() {
         let (scroll, zoom_delta, keys) = ui.input(|i| {
@@ -262,16 +340,17 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
             st.selection = None;
         }
     }
-    let to_t = |x: f32, v0: f64, v1: f64| v0 + (x - plot.left()) as f64 / width * (v1 - v0);
+    // Times of the view before this frame's zoom and pan.
+    let to_t = |x: f32| v0 + (x - plot.left()) as f64 / width * (v1 - v0);
     let selecting = shift || resp.dragged_by(egui::PointerButton::Secondary);
     if resp.drag_started() && selecting {
         if let Some(p) = resp.interact_pointer_pos() {
-            st.drag_select_from = Some(to_t(p.x, v0, v1));
+            st.drag_select_from = Some(to_t(p.x));
         }
     }
     if resp.dragged() {
         if let (Some(from), Some(p)) = (st.drag_select_from, resp.interact_pointer_pos()) {
-            let t = to_t(p.x, v0, v1);
+            let t = to_t(p.x);
             st.selection = Some((from.min(t), from.max(t)));
         } else {
             let d = resp.drag_delta();
@@ -282,36 +361,43 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
     if resp.drag_stopped() {
         st.drag_select_from = None;
     }
-    if let Some((a, b)) = st.view {
-        v0 = a;
-        v1 = b;
-    }
+}
 
-    let painter = ui.painter_at(rect);
-    let visuals = ui.visuals();
-    painter.rect_filled(rect, 0.0, visuals.extreme_bg_color);
-    draw_axis(&painter, plot, rect, v0, v1, visuals.text_color());
+/// What [`draw_lanes`] made: the rectangles of all rows, where the time went, and the
+/// tooltip of what the pointer is over.
+struct DrawnLanes {
+    mesh: Mesh,
+    profile: FrameProfile,
+    hover_text: Option<String>,
+}
 
-    // Lanes.
-    let total_h: f32 = tl.lanes.iter().map(lane_height).sum();
-    st.lane_scroll = st.lane_scroll.min((total_h - plot.height()).max(0.0));
-    let mut y = plot.top() - st.lane_scroll;
-    let mut mesh = Mesh::default();
-    let mut profile = FrameProfile::default();
-    let hover = resp.hover_pos();
-    let mut hover_text: Option<String> = None;
+/// The visible lanes from `y` (the top of the first lane on screen): names and
+/// separators painted, rows and instants into one mesh.
+fn draw_lanes(
+    painter: &egui::Painter,
+    visuals: &egui::Visuals,
+    tl: &Timeline,
+    colors: &LabelColors,
+    g: Geometry,
+    mut y: f32,
+    hover: Option<Pos2>,
+) -> DrawnLanes {
+    let mut out = DrawnLanes {
+        mesh: Mesh::default(),
+        profile: FrameProfile::default(),
+        hover_text: None,
+    };
     let font = egui::FontId::proportional(11.0);
     for lane in &tl.lanes {
         let h = lane_height(lane);
-        if y + h < plot.top() {
+        if y + h < g.plot.top() {
             y += h;
             continue;
         }
-        if y > plot.bottom() {
+        if y > g.plot.bottom() {
             break;
         }
-        let lane_rect =
-            Rect::from_min_max(Pos2::new(rect.left(), y), Pos2::new(rect.right(), y + h));
+        let (rect, plot) = (g.rect, g.plot);
         painter.line_segment(
             [
                 Pos2::new(rect.left(), y + h - 1.0),
@@ -328,44 +414,12 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
                 visuals.text_color(),
             );
         }
-        let mut ry = y + 1.0;
-        for row in &lane.rows {
-            let r = Rect::from_min_max(
-                Pos2::new(plot.left(), ry),
-                Pos2::new(plot.right(), ry + ROW_H - 1.0),
-            );
-            let t0 = std::time::Instant::now();
-            draw_span_row(&mut mesh, row, &st.colors, r, v0, v1, tl.t_min);
-            profile.span_rows += t0.elapsed().as_secs_f64();
-            if let Some(p) = hover {
-                if r.contains(p) && hover_text.is_none() {
-                    hover_text = span_hover(row, tl, to_t(p.x, v0, v1), (v1 - v0) / width);
-                }
-            }
-            ry += ROW_H;
-        }
-        if !lane.instants.is_empty() {
-            let r = Rect::from_min_max(
-                Pos2::new(plot.left(), ry),
-                Pos2::new(plot.right(), ry + INSTANT_H - 1.0),
-            );
-            let t0 = std::time::Instant::now();
-            draw_instant_row(&mut mesh, &lane.instants, tl, r, v0, v1, tl.t_min);
-            profile.instant_rows += t0.elapsed().as_secs_f64();
-            if let Some(p) = hover {
-                if r.contains(p) && hover_text.is_none() {
-                    hover_text = instant_hover(
-                        &lane.instants,
-                        tl,
-                        to_t(p.x, v0, v1),
-                        (v1 - v0) / width * 3.0,
-                    );
-                }
-            }
-        }
+        draw_lane_rows(&mut out, lane, tl, colors, g, y, hover);
         if let Some(p) = hover {
-            if hover_text.is_none() && lane_rect.contains(p) && p.x < plot.left() {
-                hover_text = Some(if lane.detail.is_empty() {
+            let lane_rect =
+                Rect::from_min_max(Pos2::new(rect.left(), y), Pos2::new(rect.right(), y + h));
+            if out.hover_text.is_none() && lane_rect.contains(p) && p.x < plot.left() {
+                out.hover_text = Some(if lane.detail.is_empty() {
                     lane.name.clone()
                 } else {
                     format!("{}\n{}", lane.name, lane.detail)
@@ -374,34 +428,53 @@ pub fn timeline_ui(ui: &mut Ui, tl: &Timeline, st: &mut TimelineState) -> Rect {
         }
         y += h;
     }
-    profile.rects = mesh.vertices.len() / 4;
-    st.profile = profile;
-    painter.add(egui::Shape::mesh(mesh));
-    // Selection overlay.
-    if let Some((a, b)) = st.selection {
-        let xa = plot.left() + ((a - v0) / (v1 - v0) * width) as f32;
-        let xb = plot.left() + ((b - v0) / (v1 - v0) * width) as f32;
+    out.profile.rects = out.mesh.vertices.len() / 4;
+    out
+}
+
+/// The span rows and the instant row of one lane whose top is at `y`, and their
+/// tooltip when the pointer is over them.
+fn draw_lane_rows(
+    out: &mut DrawnLanes,
+    lane: &Lane,
+    tl: &Timeline,
+    colors: &LabelColors,
+    g: Geometry,
+    y: f32,
+    hover: Option<Pos2>,
+) {
+    let (v0, v1, plot) = (g.v0, g.v1, g.plot);
+    let mut ry = y + 1.0;
+    for row in &lane.rows {
         let r = Rect::from_min_max(
-            Pos2::new(xa.max(plot.left()), rect.top()),
-            Pos2::new(xb.min(plot.right()).max(xa), rect.bottom()),
+            Pos2::new(plot.left(), ry),
+            Pos2::new(plot.right(), ry + ROW_H - 1.0),
         );
-        painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(100, 150, 255, 40));
-    }
-    st.hover_text = hover_text.clone();
-    if let Some(t) = hover_text {
-        resp.on_hover_text_at_pointer(t);
-    }
-    // Selection statistics.
-    if let Some(sel) = st.selection {
-        let stale = st.sel_cache.as_ref().is_none_or(|(k, _)| *k != sel);
-        if stale {
-            st.sel_cache = Some((sel, tl.selection_stats(sel)));
+        let t0 = std::time::Instant::now();
+        draw_span_row(&mut out.mesh, row, colors, r, v0, v1, tl.t_min);
+        out.profile.span_rows += t0.elapsed().as_secs_f64();
+        if let Some(p) = hover {
+            if r.contains(p) && out.hover_text.is_none() {
+                out.hover_text = span_hover(row, tl, g.t_at(p.x), (v1 - v0) / g.width());
+            }
         }
-        if let Some((_, stats)) = &st.sel_cache {
-            selection_table(ui, sel, stats);
+        ry += ROW_H;
+    }
+    if !lane.instants.is_empty() {
+        let r = Rect::from_min_max(
+            Pos2::new(plot.left(), ry),
+            Pos2::new(plot.right(), ry + INSTANT_H - 1.0),
+        );
+        let t0 = std::time::Instant::now();
+        draw_instant_row(&mut out.mesh, &lane.instants, tl, r, v0, v1, tl.t_min);
+        out.profile.instant_rows += t0.elapsed().as_secs_f64();
+        if let Some(p) = hover {
+            if r.contains(p) && out.hover_text.is_none() {
+                out.hover_text =
+                    instant_hover(&lane.instants, tl, g.t_at(p.x), (v1 - v0) / g.width() * 3.0);
+            }
         }
     }
-    rect
 }
 
 fn draw_axis(painter: &egui::Painter, plot: Rect, rect: Rect, v0: f64, v1: f64, color: Color32) {
