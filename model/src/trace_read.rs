@@ -2,7 +2,7 @@
 //! thread reading its own part of the file (4 MB at a time, `pread`), so the file is
 //! never in memory as a whole. What a thread makes of its lines is up to the caller: a
 //! [`EventSink`] per part receives the events in file order. Lines of the high-volume
-//! kinds ([`HIGH_VOLUME_KINDS`]) arrive as [`Fields`] borrowed from the line (a small
+//! kinds ([`HotKind`]) arrive as [`Fields`] borrowed from the line (a small
 //! parser of flat JSON objects, about three times faster than serde; anything else —
 //! escapes, nesting, floats — goes through serde, which also gives the error messages),
 //! every other kind as a parsed [`TraceEvent`]. The file rules are those of
@@ -19,13 +19,29 @@ use std::path::Path;
 
 /// The event kinds that make up nearly all of a large trace; [`read_parallel`] hands
 /// them to a sink as borrowed [`Fields`], not as allocated [`TraceEvent`]s.
-pub const HIGH_VOLUME_KINDS: [&str; 5] = [
-    "function-span",
-    "memmap-init",
-    "dax-fault",
-    "tracepoint",
-    "kprobe",
-];
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotKind {
+    FunctionSpan,
+    MemmapInit,
+    DaxFault,
+    Tracepoint,
+    Kprobe,
+}
+
+impl HotKind {
+    /// The high-volume kind of a `kind` tag, if it is one.
+    #[inline]
+    pub fn of(kind: &str) -> Option<HotKind> {
+        Some(match kind {
+            "function-span" => HotKind::FunctionSpan,
+            "memmap-init" => HotKind::MemmapInit,
+            "dax-fault" => HotKind::DaxFault,
+            "tracepoint" => HotKind::Tracepoint,
+            "kprobe" => HotKind::Kprobe,
+            _ => return None,
+        })
+    }
+}
 
 /// Bytes each parsing thread reads at a time.
 const READ_BLOCK: usize = 4 << 20;
@@ -139,8 +155,8 @@ impl<'a> Fields<'a> {
 /// An event line as [`read_parallel`] hands it to a sink.
 #[derive(Debug)]
 pub enum EventLine<'a> {
-    /// One of the [`HIGH_VOLUME_KINDS`], borrowed from the line.
-    Fields(&'a Fields<'a>),
+    /// One of the high-volume kinds, its fields borrowed from the line.
+    Fields(HotKind, &'a Fields<'a>),
     /// Any other kind, parsed in full.
     Event(TraceEvent),
 }
@@ -476,8 +492,8 @@ impl<S: EventSink + Default> Part<S> {
                 return;
             }
         };
-        let ev = if HIGH_VOLUME_KINDS.contains(&fields.kind.as_ref()) {
-            EventLine::Fields(&fields)
+        let ev = if let Some(hot) = HotKind::of(&fields.kind) {
+            EventLine::Fields(hot, &fields)
         } else {
             match serde_json::from_str::<TraceEvent>(line) {
                 Ok(ev) => EventLine::Event(ev),
@@ -510,7 +526,7 @@ struct AllEvents(Vec<TraceEvent>);
 impl EventSink for AllEvents {
     fn event(&mut self, ev: EventLine<'_>) -> Result<(), String> {
         self.0.push(match ev {
-            EventLine::Fields(f) => f.to_event()?,
+            EventLine::Fields(_, f) => f.to_event()?,
             EventLine::Event(e) => e,
         });
         Ok(())
@@ -766,7 +782,7 @@ mod tests {
     impl EventSink for Seen {
         fn event(&mut self, ev: EventLine<'_>) -> Result<(), String> {
             self.0.push(match ev {
-                EventLine::Fields(f) => {
+                EventLine::Fields(_, f) => {
                     let t = f.need(f.t_ns, "t_ns")?;
                     format!("fields {} {t}", f.kind)
                 }

@@ -9,7 +9,7 @@ use super::lod::{rows_from_spans, InstantRow, RawSpan};
 use super::timeline::{Labels, Lane, MAX_ROWS};
 use hdrhistogram::Histogram;
 use memmap_model::trace::TraceEvent;
-use memmap_model::trace_read::{EventLine, EventSink, Fields};
+use memmap_model::trace_read::{EventLine, EventSink, Fields, HotKind};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -115,11 +115,11 @@ pub struct PartLanes {
 impl EventSink for PartLanes {
     fn event(&mut self, ev: EventLine<'_>) -> Result<(), String> {
         match ev {
-            EventLine::Fields(f) => match f.kind.as_ref() {
-                "function-span" => self.function_span(f),
-                "memmap-init" => self.memmap_init(f),
-                "dax-fault" => self.dax_fault(f),
-                _ => self.tracepoint_or_kprobe(f),
+            EventLine::Fields(kind, f) => match kind {
+                HotKind::FunctionSpan => self.function_span(f),
+                HotKind::MemmapInit => self.memmap_init(f),
+                HotKind::DaxFault => self.dax_fault(f),
+                HotKind::Tracepoint | HotKind::Kprobe => self.tracepoint_or_kprobe(kind, f),
             },
             EventLine::Event(ev) => {
                 self.other_event(ev);
@@ -239,7 +239,7 @@ impl PartLanes {
         Ok(())
     }
 
-    fn tracepoint_or_kprobe(&mut self, f: &Fields) -> Result<(), String> {
+    fn tracepoint_or_kprobe(&mut self, kind: HotKind, f: &Fields) -> Result<(), String> {
         let t = f.need(f.t_ns, "t_ns")?;
         let pid = f.need(f.pid, "pid")?;
         let cpu = f.need(f.cpu, "cpu")?;
@@ -267,7 +267,7 @@ impl PartLanes {
         }
         let l = self.label(nm);
         self.lane(pid, cpu).instants.push(t, 0, l, 0);
-        if f.kind == "kprobe" {
+        if kind == HotKind::Kprobe {
             self.counts.kprobe += 1;
         } else {
             self.counts.tracepoint += 1;
@@ -523,8 +523,8 @@ mod tests {
     fn feed(p: &mut PartLanes, lines: &[&str]) {
         for l in lines {
             let f = Fields::parse(l).unwrap();
-            let ev = if memmap_model::trace_read::HIGH_VOLUME_KINDS.contains(&f.kind.as_ref()) {
-                EventLine::Fields(&f)
+            let ev = if let Some(hot) = HotKind::of(&f.kind) {
+                EventLine::Fields(hot, &f)
             } else {
                 EventLine::Event(serde_json::from_str(l).unwrap())
             };
@@ -647,13 +647,15 @@ mod tests {
         let mut p = PartLanes::default();
         let f = Fields::parse(r#"{"kind":"dax-fault","t_ns":1,"pid":2}"#).unwrap();
         assert_eq!(
-            p.event(EventLine::Fields(&f)).unwrap_err(),
+            p.event(EventLine::Fields(HotKind::of(&f.kind).unwrap(), &f))
+                .unwrap_err(),
             "dax-fault event without cpu"
         );
         let f = Fields::parse(r#"{"kind":"function-span","t_ns":1,"dur_ns":1,"pid":2,"cpu":0}"#)
             .unwrap();
         assert_eq!(
-            p.event(EventLine::Fields(&f)).unwrap_err(),
+            p.event(EventLine::Fields(HotKind::of(&f.kind).unwrap(), &f))
+                .unwrap_err(),
             "function-span without func"
         );
     }

@@ -17,7 +17,6 @@ pub struct MemmapRange {
     pub funcs: Vec<String>,
     /// "task-pid" of the first event.
     pub task: String,
-    pub first_t_ns: u64,
     /// Longest duration of one event on this range.
     pub max_dur_ns: u64,
 }
@@ -40,7 +39,6 @@ pub fn memmap_ranges(events: &[TraceEvent], tasks: &HashMap<u32, String>) -> Vec
     let mut out: Vec<MemmapRange> = Vec::new();
     for e in events {
         if let TraceEvent::MemmapInit {
-            t_ns,
             dur_ns,
             func,
             start_pfn,
@@ -72,7 +70,6 @@ pub fn memmap_ranges(events: &[TraceEvent], tasks: &HashMap<u32, String>) -> Vec
                         nr_pages: *nr_pages,
                         funcs: vec![func.clone()],
                         task: format!("{name}-{pid}"),
-                        first_t_ns: *t_ns,
                         max_dur_ns: dur,
                     })
                 }
@@ -252,7 +249,6 @@ mod tests {
                 nr_pages: 512,
                 funcs: vec!["f".into(), "g".into()],
                 task: "ndctl-7".into(),
-                first_t_ns: 5,
                 max_dur_ns: 30,
             }]
         );
