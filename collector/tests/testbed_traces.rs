@@ -344,6 +344,8 @@ fn find_uevent(
     })
 }
 
+/// Long on purpose: one block per kernel event of a namespace step (init call, its range,
+/// the vmemmap populate, uevents, the log), each a checklist entry against the layout model.
 fn check_namespace_step(s: &Step, mode: NsMode, map: MapLocation, p: &mut Vec<String>) {
     let n = s.name;
     let ctx = s.unavailable();
