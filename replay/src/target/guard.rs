@@ -16,7 +16,7 @@ const READ_BUF: usize = 8 * MIB as usize;
 
 /// What the data check of a range found.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Scan {
+pub struct Scan {
     /// Offset of the first non-zero byte, if any.
     pub first_nonzero: Option<u64>,
     /// Bytes read (data extents inside the checked range).
@@ -115,7 +115,7 @@ fn verdict(
 /// Read every data extent of `[0, len)` of the file `fd` (holes skipped with
 /// `lseek(SEEK_DATA/SEEK_HOLE)`; a filesystem without them reports the whole file as
 /// data) and stop at the first non-zero byte.
-pub(super) fn scan_fd(fd: RawFd, len: u64) -> io::Result<Scan> {
+pub fn scan_fd(fd: RawFd, len: u64) -> io::Result<Scan> {
     let mut scan = Scan::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut off = 0u64;
