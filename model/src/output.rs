@@ -535,7 +535,7 @@ mod tests {
             assert!(msg.contains(&p.display().to_string()), "{msg}");
             assert!(msg.contains(want), "{msg}");
             assert!(msg.contains("not a regular file"), "{msg}");
-            let e = create_streaming(p, &[]).err().expect("refused");
+            let e = create_streaming(p, &[]).expect_err("refused");
             assert!(e.to_string().contains(want), "{e}");
         }
         assert!(fs::metadata("/dev/null")
@@ -584,9 +584,7 @@ mod tests {
             let msg = e.to_string();
             assert!(msg.contains(&dest.display().to_string()), "{msg}");
             assert!(msg.contains("same file as the input"), "{msg}");
-            let e = create_streaming(dest, &[Avoid::input(&input)])
-                .err()
-                .expect("refused");
+            let e = create_streaming(dest, &[Avoid::input(&input)]).expect_err("refused");
             assert!(e.to_string().contains("same file"), "{e}");
         }
         assert_eq!(fs::read_to_string(&input).unwrap(), "input");
@@ -609,7 +607,7 @@ mod tests {
         let mut o = Output::create(&hard, &[Avoid::target(&target)]).unwrap();
         o.write_all(b"{}").unwrap();
         fs::hard_link(&hard, &target).unwrap();
-        let e = o.commit().err().expect("refused at commit");
+        let e = o.commit().expect_err("refused at commit");
         assert!(e.to_string().contains("same file as the target"), "{e}");
         assert_eq!(fs::read_to_string(&input).unwrap(), "input");
         assert!(
