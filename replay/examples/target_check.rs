@@ -20,7 +20,7 @@ fn main() -> std::io::Result<()> {
     let s = memmap_replay::target::scan_file(path, len)?;
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "{}: {len} bytes checked in {secs:.4} s ({:.2} GB/s of range, {:.2} GB/s of data read); \
+        "{}: {len} bytes checked in {secs:.6} s ({:.2} GB/s of range, {:.2} GB/s of data read); \
          {} bytes read in {} extents; first non-zero byte: {}",
         path.display(),
         len as f64 / secs / 1e9,
