@@ -179,15 +179,13 @@ fn write_trace(
     header: &memmap_model::trace::TraceHeader,
     events: &[TraceEvent],
 ) -> Result<u64> {
-    let mut w = TraceWriter::create(path, header, false)
-        .with_context(|| format!("create {}", path.display()))?;
+    let mut w = TraceWriter::create(path, header, &[]).context("the trace to write")?;
     for e in events {
         w.write(e)
             .with_context(|| format!("write {}", path.display()))?;
     }
-    w.flush()
-        .with_context(|| format!("write {}", path.display()))?;
-    Ok(w.events_written)
+    w.finish()
+        .with_context(|| format!("write {}", path.display()))
 }
 
 /// `snapshot`: the host's memory layout now (sysfs, /proc/iomem, ndctl).

@@ -224,10 +224,12 @@ impl State {
     /// Persist before each change, so a SIGKILL at any point leaves a complete list.
     pub fn save(&self) -> Result<()> {
         let p = self.path();
-        let tmp = p.with_extension("json.tmp");
-        fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, &p).with_context(|| format!("rename to {}", p.display()))?;
+        let body = serde_json::to_vec_pretty(self)?;
+        memmap_model::output::write_atomic(&p, &[], |w| {
+            use std::io::Write;
+            w.write_all(&body)
+        })
+        .with_context(|| format!("write {}", p.display()))?;
         Ok(())
     }
 

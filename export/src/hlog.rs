@@ -84,14 +84,9 @@ pub fn write_hlog(r: &RunFile, source: &Path, out: &Path) -> anyhow::Result<()> 
         "one interval per repeat: Tag=<strategy> merged, Tag=<strategy>/<thread> per fault thread"
             .to_string(),
     ];
-    let tmp = out.with_extension("hlog.tmp");
-    {
-        let f = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(f);
-        hlog::write_interval_log(&mut w, &comments, base, &intervals)?;
-        use std::io::Write as _;
-        w.flush()?;
-    }
-    std::fs::rename(&tmp, out)?;
+    memmap_model::output::write_atomic(out, &[memmap_model::output::Avoid::input(source)], |w| {
+        hlog::write_interval_log(w, &comments, base, &intervals)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })?;
     Ok(())
 }

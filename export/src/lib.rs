@@ -108,6 +108,11 @@ pub fn export(files: &[PathBuf], o: &Options) -> anyhow::Result<ExportSummary> {
     if o.parquet.is_none() && o.chrome_trace.is_none() && o.hlog.is_none() {
         bail!("nothing to do: give --parquet DIR, --chrome-trace FILE and/or --hlog DIR");
     }
+    // The Chrome trace must not be one of the inputs: refused before anything is read.
+    if let Some(f) = &o.chrome_trace {
+        memmap_model::output::check_destination(f, &memmap_model::output::inputs(files))
+            .context("--chrome-trace")?;
+    }
     let (mut runs, mut traces) = (Vec::new(), Vec::new());
     for f in files {
         match input::kind_of(f)? {
@@ -161,7 +166,7 @@ fn export_runs(files: &[&Path], o: &Options, s: &mut ExportSummary) -> anyhow::R
     if let Some(f) = &o.chrome_trace {
         let t = chrome_runs::chrome_trace(&runs);
         s.chrome_events = t.len();
-        t.write(f)
+        t.write_avoiding(f, &memmap_model::output::inputs(files))
             .with_context(|| format!("writing {}", f.display()))?;
     }
     if let Some(dir) = &o.hlog {
@@ -194,7 +199,7 @@ fn export_traces(files: &[&Path], o: &Options, s: &mut ExportSummary) -> anyhow:
     }
     let ct = chrome_traces::chrome_trace(&traces);
     s.chrome_events = ct.len();
-    ct.write(chrome)
+    ct.write_avoiding(chrome, &memmap_model::output::inputs(files))
         .with_context(|| format!("writing {}", chrome.display()))
 }
 

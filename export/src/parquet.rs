@@ -111,7 +111,8 @@ pub fn hive_escape(v: &str) -> String {
 }
 
 /// Write `df` as `DIR/<table>/<k>=<v>/.../part-<id>.parquet` (zstd). Written to a hidden
-/// temporary name first and renamed, so a reader never sees half a file.
+/// temporary name first and renamed (`memmap_model::output`), so a reader never sees half a
+/// file.
 pub fn write_part(
     dir: &Path,
     table: &str,
@@ -125,13 +126,16 @@ pub fn write_part(
     }
     std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
     let file = p.join(format!("part-{id}.parquet"));
-    let tmp = p.join(format!(".part-{id}.parquet.tmp"));
-    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    ParquetWriter::new(f)
+    // memmap_model::output: an exclusive temporary name per writer, renamed at the end;
+    // a part that fails leaves nothing; a non-regular file in the way is refused.
+    let mut out = memmap_model::output::Output::create(&file, &[])
+        .with_context(|| format!("creating {}", file.display()))?;
+    ParquetWriter::new(out.writer())
         .with_compression(ParquetCompression::Zstd(None))
         .finish(df)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("renaming to {}", file.display()))?;
+        .with_context(|| format!("writing {}", out.temp_path().display()))?;
+    out.commit()
+        .with_context(|| format!("writing {}", file.display()))?;
     Ok(file)
 }
 

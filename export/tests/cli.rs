@@ -127,6 +127,45 @@ fn a_file_of_neither_kind_is_named_before_anything_is_written() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--chrome-trace` naming an input (or a device) is refused before anything is read or
+/// written; the input is intact and no temporary file is left.
+#[test]
+fn a_chrome_trace_over_an_input_or_a_device_is_refused() {
+    let dir = tmpdir("chrome-same");
+    let run = dir.join("a.run.json");
+    std::fs::copy(a_run(), &run).unwrap();
+    let before = std::fs::read(&run).unwrap();
+    for out in ["a.run.json", "./a.run.json"] {
+        let o = export(std::slice::from_ref(&run), &["--chrome-trace", out], &dir);
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert!(e.contains("same file as the input"), "{e}");
+        assert_eq!(std::fs::read(&run).unwrap(), before, "input changed");
+    }
+    let o = export(
+        std::slice::from_ref(&run),
+        &["--chrome-trace", "/dev/null"],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("character device"), "{}", stderr(&o));
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["a.run.json"], "nothing else written");
+    // Another name works.
+    let o = export(
+        std::slice::from_ref(&run),
+        &["--chrome-trace", "c.json"],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.join("c.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn hlog_needs_a_run_file() {
     let dir = tmpdir("hlog");

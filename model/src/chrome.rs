@@ -211,20 +211,25 @@ impl ChromeTrace {
     }
 
     /// Write `{"traceEvents": [...], "displayTimeUnit": "ns", "otherData": {...}}`,
-    /// atomically (temporary file + rename).
+    /// atomically through [`crate::output`].
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        {
-            let f = std::fs::File::create(&tmp)?;
-            let mut w = std::io::BufWriter::new(f);
+        self.write_avoiding(path, &[])
+    }
+
+    /// [`ChromeTrace::write`], refusing a destination that is one of `avoid` (the
+    /// command's inputs) or is not a regular file.
+    pub fn write_avoiding(
+        &self,
+        path: &Path,
+        avoid: &[crate::output::Avoid],
+    ) -> std::io::Result<()> {
+        crate::output::write_atomic(path, avoid, |w| {
             w.write_all(b"{\"traceEvents\":[")?;
             w.write_all(&self.events_json)?;
             w.write_all(b"],\"displayTimeUnit\":\"ns\",\"otherData\":")?;
-            serde_json::to_writer(&mut w, &self.other_data)?;
-            w.write_all(b"}\n")?;
-            w.flush()?;
-        }
-        std::fs::rename(&tmp, path)
+            serde_json::to_writer(&mut *w, &self.other_data)?;
+            w.write_all(b"}\n")
+        })
     }
 }
 

@@ -424,18 +424,23 @@ impl RunFile {
         RunFile::from_json_str(&p, &text)
     }
 
-    /// Write atomically (temp file + rename) so a reader never sees half a file.
+    /// Write atomically through [`crate::output`] (exclusive temporary file in the same
+    /// directory, fsync, rename) so a reader never sees half a file.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        {
-            let f = std::fs::File::create(&tmp)?;
-            let mut w = std::io::BufWriter::new(f);
-            serde_json::to_writer(&mut w, self)?;
-            use std::io::Write;
-            w.flush()?;
-            w.get_ref().sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        self.write_avoiding(path, &[])
+    }
+
+    /// [`RunFile::write`], refusing a destination that is one of `avoid` (the run's
+    /// scenario or trace, its target) or is not a regular file.
+    pub fn write_avoiding(
+        &self,
+        path: &Path,
+        avoid: &[crate::output::Avoid],
+    ) -> std::io::Result<()> {
+        crate::output::write_atomic(path, avoid, |w| {
+            serde_json::to_writer(&mut *w, self)?;
+            Ok(())
+        })
     }
 }
 

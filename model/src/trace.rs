@@ -517,27 +517,68 @@ impl Trace {
     }
 }
 
-/// Appends a trace: the header line, then one event per line. With `flush_each` every
-/// record reaches the file as it is written (a live collector killed at any moment leaves
-/// every record before the kill); importers write buffered.
+/// Writes a trace: the header line, then one event per line.
+///
+/// [`TraceWriter::create`] writes through [`crate::output::Output`]: the trace appears
+/// under its name only at [`TraceWriter::finish`]; dropped unfinished (an error) it leaves
+/// nothing. [`TraceWriter::create_streaming`] (the live collector) writes under the final
+/// name with every record flushed as it is written, so a collector killed at any moment
+/// leaves every record before the kill. Both refuse a destination that is not a regular
+/// file or is one of `avoid` (the command's inputs).
 pub struct TraceWriter {
-    out: std::io::BufWriter<std::fs::File>,
+    out: Sink,
     flush_each: bool,
     pub events_written: u64,
 }
 
+enum Sink {
+    Atomic(crate::output::Output),
+    Stream(std::io::BufWriter<std::fs::File>),
+}
+
+impl Sink {
+    fn w(&mut self) -> &mut dyn std::io::Write {
+        match self {
+            Sink::Atomic(o) => o.writer(),
+            Sink::Stream(w) => w,
+        }
+    }
+}
+
 impl TraceWriter {
+    /// A trace written whole or not at all (importers, snapshot, boot).
     pub fn create(
         path: &Path,
         header: &TraceHeader,
+        avoid: &[crate::output::Avoid],
+    ) -> std::io::Result<TraceWriter> {
+        create_parent(path)?;
+        let o = crate::output::Output::create(path, avoid)?;
+        TraceWriter::start(Sink::Atomic(o), header, false)
+    }
+
+    /// A trace written under its final name as it goes, for a writer that must leave a
+    /// readable file when killed; with `flush_each` every record reaches the file at
+    /// once. An existing file is replaced, not written into
+    /// ([`crate::output::create_streaming`]).
+    pub fn create_streaming(
+        path: &Path,
+        header: &TraceHeader,
+        avoid: &[crate::output::Avoid],
         flush_each: bool,
     ) -> std::io::Result<TraceWriter> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let f = std::fs::File::create(path)?;
+        create_parent(path)?;
+        let (f, _) = crate::output::create_streaming(path, avoid)?;
+        TraceWriter::start(
+            Sink::Stream(std::io::BufWriter::with_capacity(1 << 16, f)),
+            header,
+            flush_each,
+        )
+    }
+
+    fn start(out: Sink, header: &TraceHeader, flush_each: bool) -> std::io::Result<TraceWriter> {
         let mut w = TraceWriter {
-            out: std::io::BufWriter::with_capacity(1 << 16, f),
+            out,
             flush_each,
             events_written: 0,
         };
@@ -547,9 +588,9 @@ impl TraceWriter {
     }
 
     fn line<T: Serialize>(&mut self, v: &T) -> std::io::Result<()> {
-        use std::io::Write;
-        serde_json::to_writer(&mut self.out, v)?;
-        self.out.write_all(b"\n")
+        let out = self.out.w();
+        serde_json::to_writer(&mut *out, v)?;
+        out.write_all(b"\n")
     }
 
     pub fn write(&mut self, e: &TraceEvent) -> std::io::Result<()> {
@@ -561,22 +602,46 @@ impl TraceWriter {
         Ok(())
     }
 
+    /// Push buffered records to the file (to the temporary file for [`TraceWriter::create`]).
     pub fn flush(&mut self) -> std::io::Result<()> {
-        use std::io::Write;
-        self.out.flush()
+        self.out.w().flush()
     }
 
     /// Append `n_events` events serialized elsewhere (one JSON object per line, each
     /// line ending in '\n'), e.g. by parallel serializer threads.
     pub fn write_serialized(&mut self, lines: &[u8], n_events: u64) -> std::io::Result<()> {
-        use std::io::Write;
-        self.out.write_all(lines)?;
+        self.out.w().write_all(lines)?;
         self.events_written += n_events;
         if self.flush_each {
             self.flush()?;
         }
         Ok(())
     }
+
+    /// Finish the trace: the atomic kind is fsynced and renamed over its destination,
+    /// the streaming kind flushed and fsynced. Returns the number of events written.
+    pub fn finish(self) -> std::io::Result<u64> {
+        let n = self.events_written;
+        match self.out {
+            Sink::Atomic(o) => o.commit()?,
+            Sink::Stream(w) => {
+                let f = w
+                    .into_inner()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                f.sync_all()?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn create_parent(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: cannot create: {e}", dir.display()))
+        })?;
+    }
+    Ok(())
 }
 
 /// Serialize events as trace lines (what [`TraceWriter::write`] writes).

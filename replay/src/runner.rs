@@ -5,6 +5,7 @@ use crate::strategy::Strategy;
 use crate::target::{self, Target, TargetSpec};
 use anyhow::Context;
 use memmap_model::layout::{self, RangeLayout};
+use memmap_model::output::{self, Avoid};
 use memmap_model::run::*;
 use memmap_model::scenario::{FaultSpec, Scenario};
 use memmap_model::trace::Trace;
@@ -473,6 +474,20 @@ fn open_target(args: &RunArgs, len: u64, window: Option<u64>) -> anyhow::Result<
 /// Run all repeats, rewriting the run file after each so partial runs survive.
 /// Returns the run file and whether every repeat passed its checks.
 pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFile> {
+    // The run file must not be the scenario or trace it replays, nor the target: checked
+    // before anything is read, created or written (and again at every write).
+    let scenario_path = Path::new(&args.scenario);
+    let mut avoid = Vec::new();
+    if scenario_path.exists() {
+        avoid.push(Avoid {
+            role: "scenario/trace",
+            path: scenario_path,
+        });
+    }
+    if let Some(t) = &args.target {
+        avoid.push(Avoid::target(t));
+    }
+    output::check_destination(&args.output, &avoid).context("the run file (-o)")?;
     let prep = prepare(args)?;
     let mut rf = RunFile {
         format: RUN_FORMAT.into(),
@@ -495,7 +510,7 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFi
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    rf.write(&args.output)
+    rf.write_avoiding(&args.output, &avoid)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let bar = indicatif::ProgressBar::new(args.repeat as u64);
     bar.set_style(
@@ -519,7 +534,7 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFi
             rep.metrics.stall_p99_ns as f64 / 1e3
         ));
         rf.repeats.push(rep);
-        rf.write(&args.output)
+        rf.write_avoiding(&args.output, &avoid)
             .with_context(|| format!("writing {}", args.output.display()))?;
         bar.inc(1);
     }
@@ -528,7 +543,7 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFi
         rf.interrupted = true;
     }
     rf.complete = !rf.interrupted;
-    rf.write(&args.output)
+    rf.write_avoiding(&args.output, &avoid)
         .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(rf)
 }

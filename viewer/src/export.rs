@@ -34,17 +34,24 @@ pub fn save_png(
             data.extend_from_slice(&img.pixels[y * w + x].to_array());
         }
     }
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut enc = png::Encoder::new(
-        std::io::BufWriter::new(f),
-        (x1 - x0) as u32,
-        (y1 - y0) as u32,
-    );
-    enc.set_color(png::ColorType::Rgba);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut wr = enc.write_header().map_err(|e| e.to_string())?;
-    wr.write_image_data(&data).map_err(|e| e.to_string())?;
-    Ok(())
+    // memmap_model::output: written to an exclusive temporary name and renamed, so a
+    // failed export leaves nothing and a device or directory in the way is refused.
+    let mut out = memmap_model::output::Output::create(path, &[]).map_err(|e| e.to_string())?;
+    {
+        let mut enc = png::Encoder::new(out.writer(), (x1 - x0) as u32, (y1 - y0) as u32);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut wr = enc.write_header().map_err(|e| e.to_string())?;
+        wr.write_image_data(&data).map_err(|e| e.to_string())?;
+        wr.finish().map_err(|e| e.to_string())?;
+    }
+    out.commit().map_err(|e| e.to_string())
+}
+
+/// Write the comparison report (or any text) to `path` through `memmap_model::output`.
+pub fn save_text(path: &Path, text: &str) -> Result<(), String> {
+    memmap_model::output::write_atomic(path, &[], |w| std::io::Write::write_all(w, text.as_bytes()))
+        .map_err(|e| e.to_string())
 }
 
 fn esc(s: &str) -> String {

@@ -86,8 +86,10 @@ fn import_chunked(
             .notes
             .push(format!("imported from {}", f.as_ref().display()));
     }
-    let w = TraceWriter::create(out, &header, false)
-        .with_context(|| format!("create {}", out.display()))?;
+    // Checked before any input is opened: an output naming an input is refused; the
+    // trace is written to a temporary name and appears only if the whole import worked.
+    let w = TraceWriter::create(out, &header, &memmap_model::output::inputs(files))
+        .context("the import's output")?;
     // parse (this thread) -> serializer threads -> writer thread, batches numbered so
     // the writer restores their order.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
@@ -133,12 +135,17 @@ fn import_chunked(
     for wk in workers {
         let _ = wk.join();
     }
-    let st = writer
+    let (st, w) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
     match failed {
+        // Dropping the unfinished writer removes its temporary file: no partial output.
         Some(e) => Err(e),
-        None => Ok(st),
+        None => {
+            w.finish()
+                .with_context(|| format!("write {}", out.display()))?;
+            Ok(st)
+        }
     }
 }
 
@@ -178,8 +185,8 @@ fn spawn_writer(
     mut w: TraceWriter,
     done_rx: std::sync::mpsc::Receiver<Serialized>,
     out_name: String,
-) -> std::thread::JoinHandle<Result<ImportStats>> {
-    std::thread::spawn(move || -> Result<ImportStats> {
+) -> std::thread::JoinHandle<Result<(ImportStats, TraceWriter)>> {
+    std::thread::spawn(move || -> Result<(ImportStats, TraceWriter)> {
         let mut st = ImportStats {
             events: 0,
             warnings: Vec::new(),
@@ -205,7 +212,7 @@ fn spawn_writer(
         }
         w.flush().with_context(|| format!("write {out_name}"))?;
         st.events = w.events_written;
-        Ok(st)
+        Ok((st, w))
     })
 }
 
@@ -324,6 +331,75 @@ mod tests {
             e.contains("missing.txt") && e.contains("cannot read"),
             "{e}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `import ... -o` naming an input (by any name) is refused before the input is
+    /// opened, and a failed import leaves no output and no temporary file.
+    #[test]
+    fn import_output_is_never_an_input_and_never_partial() {
+        let dir = std::env::temp_dir().join(format!("mc-import-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("dmesg.txt");
+        let text = "[    1.000000] memmap_init_zone_device initialised 32768 pages in 3ms\n";
+        std::fs::write(&input, text).unwrap();
+        let hard = dir.join("hard.txt");
+        std::fs::hard_link(&input, &hard).unwrap();
+        for out in [input.clone(), hard.clone(), dir.join(".").join("dmesg.txt")] {
+            for format in [Format::Dmesg, Format::Ftrace] {
+                let e = import_to(format, std::slice::from_ref(&input), &out)
+                    .err()
+                    .expect("refused");
+                let e = format!("{e:#}");
+                assert!(e.contains("same file as the input"), "{e}");
+                assert!(e.contains(&out.display().to_string()), "{e}");
+            }
+        }
+        assert_eq!(
+            std::fs::read_to_string(&input).unwrap(),
+            text,
+            "input intact"
+        );
+        // Not a regular file.
+        let e = import_to(
+            Format::Dmesg,
+            std::slice::from_ref(&input),
+            Path::new("/dev/null"),
+        )
+        .err()
+        .expect("refused");
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("/dev/null") && e.contains("character device"),
+            "{e}"
+        );
+        // The second input is missing: the first was imported, but nothing is left.
+        let out = dir.join("out.trace.jsonl");
+        std::fs::write(&out, "previous").unwrap();
+        for format in [Format::Dmesg, Format::Ftrace] {
+            let e = import_to(format, &[input.clone(), dir.join("missing.txt")], &out)
+                .err()
+                .expect("fails");
+            let e = format!("{e:#}");
+            assert!(e.contains("missing.txt"), "{e}");
+            assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous");
+        }
+        let fresh = dir.join("fresh.trace.jsonl");
+        assert!(import_to(Format::Dmesg, &[dir.join("missing.txt")], &fresh).is_err());
+        assert!(!fresh.exists(), "partial output left");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["dmesg.txt", "hard.txt", "out.trace.jsonl"],
+            "temp left"
+        );
+        // A good import replaces the old output.
+        import_to(Format::Dmesg, std::slice::from_ref(&input), &out).unwrap();
+        assert!(Trace::read(&out).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -233,8 +233,11 @@ fn open_output<'a>(opts: &'a RecordOpts, laps: &mut Laps) -> Result<(Output<'a>,
     let mut header = snap.header.clone();
     header.source = "live".into();
     header.notes.extend(opts.notes.iter().cloned());
-    let w = TraceWriter::create(&opts.out, &header, false)
-        .with_context(|| format!("create {}", opts.out.display()))?;
+    // Streamed under the final name (a killed collector leaves a readable trace); the
+    // destination is checked and an existing file replaced, not written into
+    // (memmap_model::output::create_streaming, docs/collector.md).
+    let w = TraceWriter::create_streaming(&opts.out, &header, &[], false)
+        .context("the trace to record")?;
     let mut out = Output { w, path: &opts.out };
     let initial: Vec<TraceEvent> = snap.events;
     for e in &initial {

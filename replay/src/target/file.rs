@@ -89,9 +89,9 @@ fn open_file(
     let map_len = round_up(len, page);
     let mut notes = Vec::new();
 
-    // Data safety: sample the existing contents before anything is written.
+    // Data safety: read the existing contents of the range to be written first.
     if !created {
-        guard::check_existing_file(spec, raw, &name, facts.size, &mut notes)?;
+        guard::check_existing_file(spec, raw, &name, facts.size, map_len, &mut notes)?;
         if facts.size > map_len {
             notes.push(format!(
                 "existing file is {} bytes; only the first {map_len} are mapped, it is not truncated",

@@ -30,6 +30,15 @@ mod guard;
 mod test_support;
 
 pub use flush::{cpu_flush_kind, flush_range, CACHE_LINE};
+pub use guard::Scan;
+
+/// The data check alone, on the first `len` bytes of the file at `path` (read-only):
+/// what [`Target::open`] reads before it writes anything. For measuring it
+/// (`examples/target_check.rs`).
+pub fn scan_file(path: &Path, len: u64) -> io::Result<Scan> {
+    let f = fs::File::open(path)?;
+    guard::scan_fd(f.as_raw_fd(), len)
+}
 
 use std::ffi::CString;
 use std::fs;

@@ -26,7 +26,7 @@ pub fn ui(ui: &mut Ui, files: &[OpenFile], st: &mut CompareState) -> Option<Stri
         if ui.button("Export HTML report").clicked() {
             let html = crate::export::comparison_html(&a, &b, &rows);
             let p = std::path::PathBuf::from("memmap-compare.html");
-            status = Some(match std::fs::write(&p, html) {
+            status = Some(match crate::export::save_text(&p, &html) {
                 Ok(()) => format!("saved {}", p.display()),
                 Err(e) => format!("report export failed: {e}"),
             });
