@@ -225,27 +225,42 @@ impl State {
     pub fn save(&self) -> Result<()> {
         let p = self.path();
         let tmp = p.with_extension("json.tmp");
-        fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, &p).with_context(|| format!("rename to {}", p.display()))?;
-        Ok(())
+        let res = fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("write {}", tmp.display()))
+            .and_then(|()| {
+                fs::rename(&tmp, &p)
+                    .with_context(|| format!("rename {} to {}", tmp.display(), p.display()))
+            });
+        if res.is_err() {
+            // A full /run: no half-written state file to trip over later.
+            let _ = fs::remove_file(&tmp);
+        }
+        res
     }
 
     /// Undo everything, in reverse order of setup; collects errors rather than stopping.
+    /// What could not be undone stays in the state (saved again), so `cleanup` or the
+    /// next run retries exactly that; with nothing left the state file is removed.
     pub fn undo(&mut self) -> Vec<String> {
         let mut errs = Vec::new();
         let t = self.tracefs.clone();
+        let mut dyndbg_left = Vec::new();
         for line in self.dyndbg.drain(..).rev() {
             let p = Path::new("/sys/kernel/debug/dynamic_debug/control");
             if let Err(e) = append(p, &line) {
                 errs.push(format!("{e:#}"));
+                dyndbg_left.insert(0, line);
             }
         }
+        self.dyndbg = dyndbg_left;
+        let mut top_left = Vec::new();
         for (file, old) in self.top_level.drain(..).rev() {
             if let Err(e) = write(&t.join(&file), &old) {
                 errs.push(format!("restore {file}: {e:#}"));
+                top_left.insert(0, (file, old));
             }
         }
+        self.top_level = top_left;
         if let Some(inst) = self.instance.take() {
             let dir = t.join("instances").join(&inst);
             if dir.exists() {
@@ -257,14 +272,18 @@ impl State {
                 let _ = write(&dir.join("current_tracer"), "nop");
                 if let Err(e) = fs::remove_dir(&dir) {
                     errs.push(format!("rmdir {}: {e}", dir.display()));
+                    self.instance = Some(inst);
                 }
             }
         }
+        let mut kprobes_left = Vec::new();
         for k in self.kprobes.drain(..).rev() {
             if let Err(e) = append(&t.join("kprobe_events"), &format!("-:{k}\n")) {
                 errs.push(format!("remove kprobe {k}: {e:#}"));
+                kprobes_left.insert(0, k);
             }
         }
+        self.kprobes = kprobes_left;
         if self.mounted {
             let c =
                 std::ffi::CString::new(t.as_os_str().to_string_lossy().as_bytes()).expect("no NUL");
@@ -276,13 +295,19 @@ impl State {
                     t.display(),
                     std::io::Error::last_os_error()
                 ));
+            } else {
+                self.mounted = false;
             }
-            self.mounted = false;
         }
         if errs.is_empty() {
-            let _ = fs::remove_file(self.path());
-        } else {
-            let _ = self.save();
+            let p = self.path();
+            if let Err(e) = fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    errs.push(format!("remove {}: {e}", p.display()));
+                }
+            }
+        } else if let Err(e) = self.save() {
+            errs.push(format!("{e:#}"));
         }
         errs
     }
