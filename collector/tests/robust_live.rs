@@ -319,18 +319,27 @@ fn sighup_and_repeated_signals_stop_like_sigint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs `args` with stdout (and stderr when `close_stderr`) a pipe nobody reads.
-fn with_closed_output(args: &[&str], close_stderr: bool) -> (ExitStatus, String) {
-    let mut c = Command::new(bin())
+/// The write end of a pipe whose read end is already closed: every write to it fails
+/// with EPIPE (no race with a reader that has not closed yet).
+fn dead_pipe() -> Stdio {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two fds; we close the read end and own the write end.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        libc::close(fds[0]);
+        Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+/// Runs `args` with stdout a pipe nobody reads.
+fn with_closed_stdout(args: &[&str]) -> (ExitStatus, String) {
+    let c = Command::new(bin())
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(dead_pipe())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(c.stdout.take());
-    if close_stderr {
-        drop(c.stderr.take());
-    }
     output_of(c)
 }
 
@@ -355,7 +364,7 @@ fn printing_commands_end_quietly_on_a_closed_stdout() {
         vec!["--help"],
         vec!["record", "--help"],
     ] {
-        let (st, err) = with_closed_output(&args, false);
+        let (st, err) = with_closed_stdout(&args);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert!(
             st.success() || st.signal() == Some(libc::SIGPIPE),
@@ -374,12 +383,10 @@ fn a_recording_with_closed_stdout_and_stderr_still_finishes_and_cleans_up() {
     // Not -q: every progress line goes to the dead stderr pipe.
     let mut c = Command::new(bin())
         .args(["record", "-o", &o, "--", "sh", "-c", "exit 5"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(dead_pipe())
+        .stderr(dead_pipe())
         .spawn()
         .unwrap();
-    drop(c.stdout.take());
-    drop(c.stderr.take());
     let pid = c.id();
     let st = c.wait().unwrap();
     // A panic would be 101 (or an abort while unwinding through the cleanup).

@@ -148,15 +148,27 @@ fn a_second_signal_never_clears_interrupted() {
     interrupted_run_keeps_its_repeats("term-int-hup", &[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
 }
 
+/// The write end of a pipe whose read end is already closed: every write to it fails
+/// with EPIPE (no race with a reader that has not closed yet).
+fn dead_pipe() -> Stdio {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two fds; we close the read end and own the write end.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        libc::close(fds[0]);
+        Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
 /// Runs `args` with stdout a pipe whose reader is already gone.
 fn with_closed_stdout(args: &[&str]) -> (ExitStatus, String) {
     let mut c = Command::new(bin())
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(dead_pipe())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(c.stdout.take()); // the only read end: every write gets EPIPE
     let mut err = String::new();
     c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (c.wait().unwrap(), err)
