@@ -351,6 +351,8 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
     let mut lineno = 0usize;
     let mut out = Vec::new();
     let mut stopping_reads = 0;
+    // A read error other than "nothing now" ends this source, named in the trace.
+    let mut read_error: Option<String> = None;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         if !stopping {
@@ -366,7 +368,10 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(_) => break,
+                Err(e) => {
+                    read_error = Some(format!("read {}: {e}", path.display()));
+                    break;
+                }
             }
         }
         let mut start = 0;
@@ -380,6 +385,9 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
         if !out.is_empty() && tx.send(Msg::Events(std::mem::take(&mut out))).is_err() {
             return;
         }
+        if read_error.is_some() {
+            break;
+        }
         if stopping {
             // Drain what the kernel still holds: stop after two empty reads.
             if got == 0 {
@@ -392,6 +400,12 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
         }
     }
     parser.finish(&mut out);
+    if let Some(reason) = read_error {
+        out.push(TraceEvent::Unavailable {
+            source: format!("trace_pipe:{label}"),
+            reason,
+        });
+    }
     let _ = tx.send(Msg::Done(out));
 }
 
@@ -418,14 +432,16 @@ fn log_thread(
             match u.drain(now_mono_ns(), &mut out) {
                 Ok(l) => lost_uevents += l,
                 Err(e) => {
-                    errors.push(format!("uevent: {e}"));
+                    errors.push(format!(
+                        "read the uevent socket (NETLINK_KOBJECT_UEVENT): {e}"
+                    ));
                     ue = None;
                 }
             }
         }
         if let Some(k) = km.as_mut() {
             if let Err(e) = k.drain(&mut out) {
-                errors.push(format!("kmsg: {e}"));
+                errors.push(format!("read /dev/kmsg: {e}"));
                 km = None;
             }
         }
