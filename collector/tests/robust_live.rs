@@ -301,14 +301,10 @@ fn sighup_and_repeated_signals_stop_like_sigint() {
             assert_eq!(st.code(), Some(0), "{name}: the normal end: {err}");
         }
         let tr = Trace::read(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let last_mark = tr
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                TraceEvent::Mark { text, .. } => Some(text.as_str()),
-                _ => None,
-            })
-            .last();
+        let last_mark = tr.events.iter().rev().find_map(|e| match e {
+            TraceEvent::Mark { text, .. } => Some(text.as_str()),
+            _ => None,
+        });
         assert!(
             last_mark.is_some_and(|m| m.contains("recording stopped")),
             "{name}: {last_mark:?}"
