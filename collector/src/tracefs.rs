@@ -630,6 +630,53 @@ mod tests {
     }
 
     #[test]
+    fn what_cannot_be_undone_stays_in_the_saved_state() {
+        // pid 1 is always alive, so no concurrent `cleanup` takes this state file for a
+        // dead collector's; a fake tracefs where the instance cannot be removed (not
+        // empty) and kprobe_events does not exist, but the top-level file can be written.
+        let tmp = std::env::temp_dir().join(format!("mc-undo-left-{}", std::process::id()));
+        let t = tmp.join("tracing");
+        let inst = t.join("instances").join(instance_name(1));
+        fs::create_dir_all(&inst).unwrap();
+        fs::write(inst.join("busy"), "").unwrap();
+        fs::write(t.join("current_tracer"), "function_graph\n").unwrap();
+        let mut st = State {
+            pid: 1,
+            tracefs: t.clone(),
+            instance: Some(instance_name(1)),
+            kprobes: vec![format!("{}/online_pages", kprobe_group(1))],
+            top_level: vec![("current_tracer".into(), "nop".into())],
+            ..Default::default()
+        };
+        st.save().unwrap();
+        // Nobody would ever clean a state file of pid 1: removed even if an assert fails.
+        struct Remove(PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = fs::remove_file(&self.0);
+            }
+        }
+        let _remove = Remove(st.path());
+        let errs = st.undo();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains(&inst.display().to_string()), "{errs:?}");
+        assert_eq!(fs::read_to_string(t.join("current_tracer")).unwrap(), "nop");
+        let saved: State = serde_json::from_slice(&fs::read(st.path()).unwrap()).unwrap();
+        assert_eq!(saved.instance, Some(instance_name(1)));
+        assert_eq!(saved.kprobes, st.kprobes);
+        assert_eq!(saved.kprobes.len(), 1);
+        assert!(saved.top_level.is_empty(), "restored: not kept");
+        // Once possible, the retry undoes the rest and removes the file.
+        fs::remove_file(inst.join("busy")).unwrap();
+        fs::write(t.join("kprobe_events"), "").unwrap();
+        assert_eq!(st.undo(), Vec::<String>::new());
+        assert!(!inst.exists());
+        assert!(!st.path().exists());
+        assert!(!st.path().with_extension("json.tmp").exists());
+        fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
     fn stale_state_of_a_dead_pid_is_undone_and_removed() {
         // A state file naming a pid that cannot exist and a fake tracefs with its instance.
         let tmp = std::env::temp_dir().join(format!("mc-stale-{}", std::process::id()));

@@ -204,6 +204,37 @@ fn run_into_a_closed_stdout_saves_its_run_file_and_exits_0() {
 }
 
 #[test]
+fn an_interrupted_run_with_closed_stdout_and_stderr_still_saves_its_repeats() {
+    // Every message (progress bar, signal notice, summary) goes to a dead pipe; a panic
+    // would exit 101 and could leave the last write undone.
+    let dir = tmpdir("closed-both");
+    let out = dir.join("run.json");
+    let mut c = Command::new(bin())
+        .args([
+            "run",
+            "qemu-hotplug-128m-mom",
+            "--strategy",
+            "duyck",
+            "--repeat",
+            "1000000",
+            "-o",
+        ])
+        .arg(&out)
+        .stdout(dead_pipe())
+        .stderr(dead_pipe())
+        .spawn()
+        .unwrap();
+    let before = wait_for_repeats(&out, &mut c);
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGTERM) }, 0);
+    let st = c.wait().unwrap();
+    assert_eq!(st.code(), Some(128 + libc::SIGTERM), "{st}");
+    let rf = RunFile::read(&out).unwrap();
+    assert!(rf.interrupted && !rf.complete && rf.repeats.len() >= before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn every_printing_command_ends_quietly_on_a_closed_stdout() {
     use std::os::unix::process::ExitStatusExt;
     let dir = tmpdir("closed-stdout-cmds");
