@@ -29,8 +29,8 @@ fn tune_allocator() {
 /// Records hotplug and memmap-init events of the running kernel, and imports what was
 /// captured elsewhere, into memmap-lab trace files (JSON Lines, docs/trace-format.md).
 ///
-/// Exit codes: 0 ok, 2 error (bad input, cannot write), 130 interrupted; `record -- CMD`
-/// exits with CMD's code.
+/// Exit codes: 0 ok, 2 error (bad input, cannot write); `record -- CMD` exits with CMD's
+/// code, or 128 + the signal (SIGINT, SIGTERM, SIGHUP) that stopped the recording first.
 #[derive(Parser)]
 #[command(name = "memmap-collect", version, about, long_about)]
 struct Cli {
