@@ -524,10 +524,11 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFi
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if interrupted.load(Ordering::Acquire) {
-        rf.interrupted = true;
-    }
-    rf.complete = !rf.interrupted;
+    // A signal during the last repeat stopped nothing: every requested repeat is there,
+    // the run is complete (not "interrupted, 5 of 5 repeats").
+    // Only the flag ends the loop early (errors return), so incomplete = interrupted.
+    rf.complete = rf.repeats.len() == args.repeat as usize;
+    rf.interrupted = !rf.complete;
     rf.write(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(rf)
