@@ -270,8 +270,8 @@ impl State {
                     let _ = write(&dir.join("events").join(k).join("enable"), "0");
                 }
                 let _ = write(&dir.join("current_tracer"), "nop");
-                if let Err(e) = fs::remove_dir(&dir) {
-                    errs.push(format!("rmdir {}: {e}", dir.display()));
+                if let Err(e) = remove_instance_dir(&dir) {
+                    errs.push(e);
                     self.instance = Some(inst);
                 }
             }
@@ -310,6 +310,32 @@ impl State {
             errs.push(format!("{e:#}"));
         }
         errs
+    }
+}
+
+/// rmdir of an instance. The kernel refuses it (EBUSY) while any process has one of
+/// its files open: our own readers are stopped before this, but the recorded command may
+/// be writing to its trace_marker (it can outlive an error of the collector), so EBUSY
+/// is retried for up to 2 s.
+fn remove_instance_dir(dir: &Path) -> Result<(), String> {
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(format!(
+                    "rmdir {}: {e} (a process still has one of its files open, e.g. the \
+                     recorded command its trace_marker; `memmap-collect cleanup` removes it \
+                     once that process is gone)",
+                    dir.display()
+                ))
+            }
+            Err(e) => return Err(format!("rmdir {}: {e}", dir.display())),
+        }
     }
 }
 
