@@ -11,3 +11,10 @@ pub mod record;
 pub mod snapshot;
 pub mod tracefs;
 pub mod uevent;
+
+/// One line on stderr that never panics (`eprintln!` does when stderr is a closed
+/// pipe, e.g. `record ... 2>&1 | head -1`): a recording still has kernel state to undo.
+pub fn eprint_line(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}

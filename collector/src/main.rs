@@ -29,8 +29,8 @@ fn tune_allocator() {
 /// Records hotplug and memmap-init events of the running kernel, and imports what was
 /// captured elsewhere, into memmap-lab trace files (JSON Lines, docs/trace-format.md).
 ///
-/// Exit codes: 0 ok, 2 error (bad input, cannot write), 130 interrupted; `record -- CMD`
-/// exits with CMD's code.
+/// Exit codes: 0 ok, 2 error (bad input, cannot write); `record -- CMD` exits with CMD's
+/// code, or 128 + the signal (SIGINT, SIGTERM, SIGHUP) that stopped the recording first.
 #[derive(Parser)]
 #[command(name = "memmap-collect", version, about, long_about)]
 struct Cli {
@@ -159,16 +159,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    if !matches!(cli.cmd, Cmd::Record { .. } | Cmd::Boot { .. }) {
+    if !matches!(cli.cmd, Cmd::Record { .. }) {
         // `memmap-collect info t.jsonl | head` ends quietly like other Unix tools instead
-        // of panicking on EPIPE. Not while recording: its cleanup must run on any exit.
+        // of panicking on EPIPE. Not while recording: its cleanup must run on any exit,
+        // and it prints nothing on stdout (messages on stderr never panic).
         // SAFETY: setting a signal disposition before other threads exist.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("memmap-collect: error: {e:#}");
+            memmap_collect::eprint_line(&format!("memmap-collect: error: {e:#}"));
             ExitCode::from(2)
         }
     }
@@ -299,12 +300,12 @@ fn run(cli: Cli) -> Result<u8> {
             };
             let o = record::record(&opts)?;
             if !quiet {
-                eprintln!(
+                memmap_collect::eprint_line(&format!(
                     "memmap-collect: {} events in {}{}",
                     o.events,
                     output.display(),
                     if o.interrupted { " (interrupted)" } else { "" }
-                );
+                ));
             }
             Ok(o.exit_code.clamp(0, 255) as u8)
         }

@@ -234,20 +234,28 @@ impl State {
     }
 
     /// Undo everything, in reverse order of setup; collects errors rather than stopping.
+    /// What could not be undone stays in the state (saved again), so `cleanup` or the
+    /// next run retries exactly that; with nothing left the state file is removed.
     pub fn undo(&mut self) -> Vec<String> {
         let mut errs = Vec::new();
         let t = self.tracefs.clone();
+        let mut dyndbg_left = Vec::new();
         for line in self.dyndbg.drain(..).rev() {
             let p = Path::new("/sys/kernel/debug/dynamic_debug/control");
             if let Err(e) = append(p, &line) {
                 errs.push(format!("{e:#}"));
+                dyndbg_left.insert(0, line);
             }
         }
+        self.dyndbg = dyndbg_left;
+        let mut top_left = Vec::new();
         for (file, old) in self.top_level.drain(..).rev() {
             if let Err(e) = write(&t.join(&file), &old) {
                 errs.push(format!("restore {file}: {e:#}"));
+                top_left.insert(0, (file, old));
             }
         }
+        self.top_level = top_left;
         if let Some(inst) = self.instance.take() {
             let dir = t.join("instances").join(&inst);
             if dir.exists() {
@@ -257,16 +265,20 @@ impl State {
                     let _ = write(&dir.join("events").join(k).join("enable"), "0");
                 }
                 let _ = write(&dir.join("current_tracer"), "nop");
-                if let Err(e) = fs::remove_dir(&dir) {
-                    errs.push(format!("rmdir {}: {e}", dir.display()));
+                if let Err(e) = remove_instance_dir(&dir) {
+                    errs.push(e);
+                    self.instance = Some(inst);
                 }
             }
         }
+        let mut kprobes_left = Vec::new();
         for k in self.kprobes.drain(..).rev() {
             if let Err(e) = append(&t.join("kprobe_events"), &format!("-:{k}\n")) {
                 errs.push(format!("remove kprobe {k}: {e:#}"));
+                kprobes_left.insert(0, k);
             }
         }
+        self.kprobes = kprobes_left;
         if self.mounted {
             let c =
                 std::ffi::CString::new(t.as_os_str().to_string_lossy().as_bytes()).expect("no NUL");
@@ -278,15 +290,47 @@ impl State {
                     t.display(),
                     std::io::Error::last_os_error()
                 ));
+            } else {
+                self.mounted = false;
             }
-            self.mounted = false;
         }
         if errs.is_empty() {
-            let _ = fs::remove_file(self.path());
-        } else {
-            let _ = self.save();
+            let p = self.path();
+            if let Err(e) = fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    errs.push(format!("remove {}: {e}", p.display()));
+                }
+            }
+        } else if let Err(e) = self.save() {
+            errs.push(format!("{e:#}"));
         }
         errs
+    }
+}
+
+/// rmdir of an instance. The kernel refuses it (EBUSY) while any process has one of
+/// its files open: our own readers are stopped before this, but the recorded command may
+/// be writing to its trace_marker (it can outlive an error of the collector), so EBUSY
+/// is retried for up to 2 s.
+fn remove_instance_dir(dir: &Path) -> Result<(), String> {
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(format!(
+                    "rmdir {}: {e} (a process still has one of its files open, e.g. the \
+                     recorded command its trace_marker; `memmap-collect cleanup` removes it \
+                     once that process is gone)",
+                    dir.display()
+                ))
+            }
+            Err(e) => return Err(format!("rmdir {}: {e}", dir.display())),
+        }
     }
 }
 
@@ -604,6 +648,53 @@ mod tests {
             "online_pages add_pages\n"
         );
         assert_eq!(current_value("current_tracer", "nop\n"), "nop");
+    }
+
+    #[test]
+    fn what_cannot_be_undone_stays_in_the_saved_state() {
+        // pid 1 is always alive, so no concurrent `cleanup` takes this state file for a
+        // dead collector's; a fake tracefs where the instance cannot be removed (not
+        // empty) and kprobe_events does not exist, but the top-level file can be written.
+        let tmp = std::env::temp_dir().join(format!("mc-undo-left-{}", std::process::id()));
+        let t = tmp.join("tracing");
+        let inst = t.join("instances").join(instance_name(1));
+        fs::create_dir_all(&inst).unwrap();
+        fs::write(inst.join("busy"), "").unwrap();
+        fs::write(t.join("current_tracer"), "function_graph\n").unwrap();
+        let mut st = State {
+            pid: 1,
+            tracefs: t.clone(),
+            instance: Some(instance_name(1)),
+            kprobes: vec![format!("{}/online_pages", kprobe_group(1))],
+            top_level: vec![("current_tracer".into(), "nop".into())],
+            ..Default::default()
+        };
+        st.save().unwrap();
+        // Nobody would ever clean a state file of pid 1: removed even if an assert fails.
+        struct Remove(PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = fs::remove_file(&self.0);
+            }
+        }
+        let _remove = Remove(st.path());
+        let errs = st.undo();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains(&inst.display().to_string()), "{errs:?}");
+        assert_eq!(fs::read_to_string(t.join("current_tracer")).unwrap(), "nop");
+        let saved: State = serde_json::from_slice(&fs::read(st.path()).unwrap()).unwrap();
+        assert_eq!(saved.instance, Some(instance_name(1)));
+        assert_eq!(saved.kprobes, st.kprobes);
+        assert_eq!(saved.kprobes.len(), 1);
+        assert!(saved.top_level.is_empty(), "restored: not kept");
+        // Once possible, the retry undoes the rest and removes the file.
+        fs::remove_file(inst.join("busy")).unwrap();
+        fs::write(t.join("kprobe_events"), "").unwrap();
+        assert_eq!(st.undo(), Vec::<String>::new());
+        assert!(!inst.exists());
+        assert!(!st.path().exists());
+        assert!(!st.path().with_extension("json.tmp").exists());
+        fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod counters;
 pub mod engine;
 pub mod faults;
+pub mod interrupt;
 pub mod layout_cmd;
 pub mod runner;
 pub mod strategy;

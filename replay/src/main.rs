@@ -1,8 +1,9 @@
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use memmap_replay::interrupt::Interrupt;
 use memmap_replay::{compare, layout_cmd, runner, strategy};
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// Replay the kernel's memmap (struct page) initialisation of pmem namespaces and
 /// hot-added memory on real mmap'd memory, under the strategies proposed upstream.
@@ -74,36 +75,30 @@ fn main() -> ExitCode {
     match res {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("memmap-replay: error: {e:#}");
+            // Not eprintln!: a closed stderr pipe must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "memmap-replay: error: {e:#}");
             ExitCode::from(2)
         }
     }
 }
 
 fn run(a: &runner::RunArgs) -> anyhow::Result<ExitCode> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // First Ctrl-C: finish the current repeat, keep what is done. Second: exit now.
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::AcqRel) {
-                eprintln!("memmap-replay: interrupted twice, exiting");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "memmap-replay: interrupted, finishing the current repeat (Ctrl-C again to abort)"
-            );
-        })?;
-    }
-    let rf = runner::run(a, interrupted)?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&runner::summary_json(&rf, &a.output))?
-        );
+    // SIGINT, SIGTERM, SIGHUP: stop after the current repeat, through the normal way
+    // out (see interrupt.rs). Installed before anything is prepared or created.
+    let signals = Interrupt::install().context("installing the signal handlers")?;
+    let rf = runner::run(a, signals.flag())?;
+    // The run file is written: a summary nobody reads (stdout closed) is no failure.
+    let summary = if a.json {
+        serde_json::to_string_pretty(&runner::summary_json(&rf, &a.output))? + "\n"
     } else {
-        runner::print_human(&rf, &a.output);
-    }
+        runner::render_human(&rf, &a.output)
+    };
+    write_stdout(&summary).with_context(|| {
+        format!(
+            "printing the summary (the run file {} is written)",
+            a.output.display()
+        )
+    })?;
     let bad_verify = rf
         .repeats
         .iter()
@@ -111,11 +106,24 @@ fn run(a: &runner::RunArgs) -> anyhow::Result<ExitCode> {
         .any(|v| v.errors > 0);
     let bad_reads = rf.repeats.iter().any(|r| r.metrics.uninitialised_reads > 0);
     if bad_verify || bad_reads {
-        eprintln!("memmap-replay: verification FAILED (see run file: verify.first_errors / uninitialised_reads)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "memmap-replay: verification FAILED (see run file: verify.first_errors / uninitialised_reads)"
+        );
         return Ok(ExitCode::from(1));
     }
     if rf.interrupted {
-        return Ok(ExitCode::from(130));
+        return Ok(ExitCode::from(signals.exit_code()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write `text` to stdout. A closed pipe (`run ... | head -1`, `| true`) is not an
+/// error: `run` keeps SIGPIPE ignored so it can save its repeats, and must end quietly.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
 }

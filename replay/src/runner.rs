@@ -539,10 +539,11 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFi
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if interrupted.load(Ordering::Acquire) {
-        rf.interrupted = true;
-    }
-    rf.complete = !rf.interrupted;
+    // A signal during the last repeat stopped nothing: every requested repeat is there,
+    // the run is complete (not "interrupted, 5 of 5 repeats").
+    // Only the flag ends the loop early (errors return), so incomplete = interrupted.
+    rf.complete = rf.repeats.len() == args.repeat as usize;
+    rf.interrupted = !rf.complete;
     rf.write_avoiding(&args.output, &avoid)
         .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(rf)
@@ -651,11 +652,20 @@ pub fn summary_json(rf: &RunFile, path: &Path) -> serde_json::Value {
     })
 }
 
-pub fn print_human(rf: &RunFile, path: &Path) {
+/// The human summary of a run (what `run` prints on stdout).
+pub fn render_human(rf: &RunFile, path: &Path) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    // Writing to a String cannot fail.
+    macro_rules! w {
+        ($($t:tt)*) => {
+            let _ = writeln!(o, $($t)*);
+        };
+    }
     let s = summary_json(rf, path);
     let med = &s["median"];
     let f = |k: &str| med[k].as_f64().unwrap_or(0.0);
-    println!(
+    w!(
         "{} / {}: {} repeats{}",
         rf.scenario.name,
         rf.config.strategy,
@@ -663,7 +673,7 @@ pub fn print_human(rf: &RunFile, path: &Path) {
         if rf.interrupted { " (interrupted)" } else { "" }
     );
     let t = &rf.config.target;
-    println!(
+    w!(
         "  target {} ({}{}), DAX {}, MAP_SYNC {}, page {} KiB, persistent {}",
         t.kind,
         t.path.as_deref().unwrap_or("anonymous memory"),
@@ -676,51 +686,54 @@ pub fn print_human(rf: &RunFile, path: &Path) {
         t.page_size_bytes / 1024,
         t.persistent
     );
-    println!(
+    w!(
         "  threads {}, store {:?}, {}",
-        rf.config.params.threads, rf.config.params.store, rf.config.namespace_concurrency
+        rf.config.params.threads,
+        rf.config.params.store,
+        rf.config.namespace_concurrency
     );
     if let Some(w) = &rf.config.window {
-        println!(
+        w!(
             "  REUSED WINDOW: {} of {} memmap ({})",
             layout::format_size(w.window_bytes),
             layout::format_size(w.full_memmap_bytes),
             w.method
         );
     }
-    println!(
+    w!(
         "  median time to available  {:>10.2} ms",
         f("time_to_available_ms")
     );
-    println!(
+    w!(
         "  median time to complete   {:>10.2} ms",
         f("time_to_complete_ms")
     );
-    println!("  median populate (phase 1) {:>10.2} ms", f("populate_ms"));
-    println!("  median init (phase 2)     {:>10.2} ms", f("init_ms"));
-    println!(
+    w!("  median populate (phase 1) {:>10.2} ms", f("populate_ms"));
+    w!("  median init (phase 2)     {:>10.2} ms", f("init_ms"));
+    w!(
         "  median memmap bandwidth   {:>10.2} GB/s",
         f("memmap_gb_per_s")
     );
-    println!(
+    w!(
         "  median fault stall p50/p99/max {:.1} / {:.1} / {:.1} us",
         f("stall_p50_us"),
         f("stall_p99_us"),
         f("stall_max_us")
     );
-    println!(
+    w!(
         "  engine efficiency         {:>10.3} (bare store loop time / init time)",
         f("engine_efficiency")
     );
-    println!(
+    w!(
         "  fraction of NT roofline   {:>10.3}",
         f("fraction_of_nt_roofline")
     );
     if rf.config.verify {
-        println!("  verify errors             {:>10}", s["verify_errors"]);
+        w!("  verify errors             {:>10}", s["verify_errors"]);
     }
     for n in &rf.config.notes {
-        println!("  note: {n}");
+        w!("  note: {n}");
     }
-    println!("  run file: {}", path.display());
+    w!("  run file: {}", path.display());
+    o
 }

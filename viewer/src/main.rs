@@ -6,7 +6,9 @@ use memmap_viewer::ViewerApp;
 fn main() -> eframe::Result {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("usage: memmap-view [FILE...]\n       {}\n\nOpens memmap-lab run files (memmap-replay run -o) and traces (memmap-collect).\nSee docs/viewer.md for views and keys.", memmap_viewer::screenshot::USAGE);
+        // Not println!: `memmap-view --help | head -1` must not panic on the closed pipe.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "usage: memmap-view [FILE...]\n       {}\n\nOpens memmap-lab run files (memmap-replay run -o) and traces (memmap-collect).\nSee docs/viewer.md for views and keys.", memmap_viewer::screenshot::USAGE);
         return Ok(());
     }
     if memmap_viewer::screenshot::requested(&args) {

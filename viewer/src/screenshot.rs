@@ -217,7 +217,11 @@ pub fn run(a: &ScreenshotArgs) -> Result<(), (i32, String)> {
     let mut errors = Vec::new();
     for s in &saved {
         match s {
-            Ok(msg) => println!("{msg}"),
+            // The files are saved: a closed stdout is no reason to panic.
+            Ok(msg) => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{msg}");
+            }
             Err(e) => errors.push(e.clone()),
         }
     }

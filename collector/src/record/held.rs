@@ -46,13 +46,17 @@ impl HeldChild {
             return Err(std::io::Error::last_os_error()).context("pipe");
         }
         // SAFETY: between fork and exec the child only calls async-signal-safe
-        // functions (read, close, execvpe, write, _exit) on memory prepared before.
+        // functions (signal, read, close, execvpe, write, _exit) on memory prepared before.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(std::io::Error::last_os_error()).context("fork");
         }
         if pid == 0 {
             unsafe {
+                // The collector ignores SIGPIPE while recording (it must clean up on
+                // every way out); an ignored disposition survives exec, the command
+                // gets the default back (`yes | head` must end).
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 libc::close(fds[1]);
                 let mut b = 0u8;
                 libc::read(fds[0], &mut b as *mut u8 as *mut libc::c_void, 1);

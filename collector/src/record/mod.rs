@@ -24,7 +24,7 @@ use held::HeldChild;
 use memmap_model::trace::{TraceEvent, TraceWriter, STOP_MARK};
 use sources::Msg;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ impl RecordOpts {
     /// A progress line on stderr, unless quiet.
     fn say(&self, m: &str) {
         if !self.quiet {
-            eprintln!("memmap-collect: {m}");
+            crate::eprint_line(&format!("memmap-collect: {m}"));
         }
     }
 }
@@ -78,10 +78,11 @@ pub struct Outcome {
 
 /// Records until the command exits, the duration passes or a signal arrives.
 ///
-/// Drop order is the cleanup guarantee: on `?` or a panic the sources' channel and
-/// threads go first, then the held command (killed if it never exec'd), then `tracing`
-/// (its guard undoes every tracefs change and removes the state file), then the
-/// writer, whose file holds every batch flushed so far.
+/// Drop order is the cleanup guarantee: on `?` (a write error such as ENOSPC) or a
+/// panic the sources go first (their guard stops every reader thread and waits for it,
+/// closing our trace_pipes and perf events), then the held command (killed if it never
+/// exec'd), then `tracing` (its guard undoes every tracefs change and removes the state
+/// file), then the writer, whose file holds every batch flushed so far.
 pub fn record(opts: &RecordOpts) -> Result<Outcome> {
     let signals = Signals::install()?;
     let mut laps = Laps::new();
@@ -118,14 +119,12 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
         opts,
         &signals,
         &stop,
-        &sources.rx,
+        sources.rx(),
         &mut child,
         &mut filter,
         &mut out,
     )?;
-    for t in sources.threads {
-        let _ = t.join();
-    }
+    sources.finish();
     // Samples still in the filter's look-back queue belong to tasks never involved:
     // dropped with it.
     close(&mut out, tracing.instance_dir.as_deref(), &initial)?;
@@ -137,26 +136,39 @@ pub fn record(opts: &RecordOpts) -> Result<Outcome> {
     })
 }
 
-/// SIGINT, SIGTERM and SIGHUP, each setting its flag.
-struct Signals(Vec<Arc<AtomicBool>>);
+/// SIGINT, SIGTERM and SIGHUP, handled alike: the first one is kept (sticky, a later
+/// one changes nothing) and the main loop stops the recording through its normal way
+/// out, so every guard runs. A signal-hook thread takes them (nothing runs in the
+/// signal handler itself).
+struct Signals(Arc<AtomicI32>);
 
 impl Signals {
     fn install() -> Result<Signals> {
-        let mut signalled = Vec::new();
-        for sig in [
+        let first = Arc::new(AtomicI32::new(0));
+        let mut it = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGHUP,
-        ] {
-            signalled.push(Arc::new(AtomicBool::new(false)));
-            signal_hook::flag::register(sig, signalled.last().unwrap().clone())
-                .context("install signal handler")?;
-        }
-        Ok(Signals(signalled))
+        ])
+        .context("install signal handlers")?;
+        let f = first.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in it.forever() {
+                    let _ = f.compare_exchange(0, sig, Ordering::AcqRel, Ordering::Acquire);
+                }
+            })
+            .context("start the signal thread")?;
+        Ok(Signals(first))
     }
 
-    fn any(&self) -> bool {
-        self.0.iter().any(|s| s.load(Ordering::Relaxed))
+    /// The first signal received, if any.
+    fn first(&self) -> Option<i32> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            s => Some(s),
+        }
     }
 }
 
@@ -206,6 +218,21 @@ impl Output<'_> {
             .write(e)
             .with_context(|| format!("write {}", self.path.display()))
     }
+
+    fn flush(&mut self) -> Result<()> {
+        self.w
+            .flush()
+            .with_context(|| format!("write {}", self.path.display()))
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        s => format!("signal {s}"),
+    }
 }
 
 fn unavailable(source: &str, reason: String) -> TraceEvent {
@@ -252,7 +279,7 @@ fn announce(opts: &RecordOpts, out: &mut Output, setup_events: &[TraceEvent]) ->
     for e in setup_events {
         out.write(e)?;
     }
-    out.w.flush()?;
+    out.flush()?;
     let unavailable_n = setup_events
         .iter()
         .filter(|e| matches!(e, TraceEvent::Unavailable { .. }))
@@ -298,7 +325,7 @@ fn collect_until_stop(
                 }
                 // One flush per batch (a source's events of one poll, <= 100 ms): a
                 // killed collector leaves whole lines up to its last batch.
-                out.w.flush()?;
+                out.flush()?;
             }
             Ok(Msg::Done(evs)) => {
                 for e in filter.admit(evs) {
@@ -323,17 +350,18 @@ fn collect_until_stop(
                 }
             }
         }
-        let sig = signals.any();
+        let sig = signals.first();
         let timed_out = opts.duration.is_some_and(|d| start.elapsed() >= d);
         // A short grace after the command: trailing kretprobes, uevents and log lines.
         let child_finished =
             child_done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(300));
-        if sig || timed_out || child_finished {
-            if sig {
+        if sig.is_some() || timed_out || child_finished {
+            if let Some(sig) = sig {
                 interrupted = true;
-                // Ctrl-C is the normal end of a recording without a command.
-                exit_code = if child.is_some() { 130 } else { 0 };
-                opts.say("signal: stopping");
+                // A signal is the normal end of a recording without a command; with
+                // one, 128 + the signal, as a shell reports a command it killed.
+                exit_code = if child.is_some() { 128 + sig } else { 0 };
+                opts.say(&format!("{}: stopping", signal_name(sig)));
             }
             if let Some(c) = child.as_mut() {
                 if child_done_at.is_none() {
@@ -378,7 +406,7 @@ fn close(out: &mut Output, instance_dir: Option<&Path>, initial: &[TraceEvent]) 
     {
         out.write(e)?;
     }
-    out.w.flush()?;
+    out.flush()?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Some(mut st) = self.state.take() {
             for e in st.undo() {
-                eprintln!("memmap-collect: cleanup: {e}");
+                crate::eprint_line(&format!("memmap-collect: cleanup: {e}"));
             }
         }
     }

@@ -46,9 +46,46 @@ pub(super) enum Msg {
 
 /// The running sources: what they send, and their threads (they end once `stop` is
 /// set and they drained).
+///
+/// Also the guard that ends them on an error path: dropped before the tracing setup is
+/// undone, it stops every thread and waits for it, so no trace_pipe of our instance is
+/// still open when the instance is removed (rmdir fails with EBUSY while a reader
+/// holds it: the instance, tracing on, outlived a collector that stopped on a full
+/// disk) and no perf event outlives the recording.
 pub(super) struct Sources {
-    pub rx: mpsc::Receiver<Msg>,
-    pub threads: Vec<JoinHandle<()>>,
+    rx: Option<mpsc::Receiver<Msg>>,
+    threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sources {
+    /// What the sources send.
+    pub fn rx(&self) -> &mpsc::Receiver<Msg> {
+        self.rx.as_ref().expect("receiver is only taken on drop")
+    }
+
+    /// After the stop was set and everything they sent was read: wait for the threads.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sources {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        // Nobody reads any more: with the receiver gone a thread's next send fails and
+        // it returns instead of draining what the kernel still holds.
+        drop(self.rx.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Opens and starts every source `opts` asks for: perf (needs the tracefs formats),
@@ -63,7 +100,12 @@ pub(super) fn start(
     events: &mut Vec<TraceEvent>,
 ) -> Result<Sources> {
     let (tx, rx) = mpsc::channel::<Msg>();
-    let mut threads = Vec::new();
+    // The guard from the first thread on: an error below stops what already runs.
+    let mut sources = Sources {
+        rx: Some(rx),
+        threads: Vec::new(),
+        stop: stop.clone(),
+    };
     if opts.perf {
         match tracefs {
             None => events.push(unavailable(
@@ -72,7 +114,7 @@ pub(super) fn start(
             )),
             Some(t) => {
                 if let Some(th) = start_perf(opts, t, child_pid, stop, &tx, events)? {
-                    threads.push(th);
+                    sources.threads.push(th);
                 }
             }
         }
@@ -80,15 +122,15 @@ pub(super) fn start(
     for (label, pipe) in pipes {
         let stop = stop.clone();
         let tx = tx.clone();
-        threads.push(std::thread::spawn(move || {
+        sources.threads.push(std::thread::spawn(move || {
             pipe_thread(label, pipe, stop, tx)
         }));
     }
     if let Some(th) = start_logs(opts, stop, &tx, events) {
-        threads.push(th);
+        sources.threads.push(th);
     }
     drop(tx);
-    Ok(Sources { rx, threads })
+    Ok(sources)
 }
 
 /// perf: every tracepoint of [`TRACEPOINTS`] system-wide, and the command's user page
@@ -309,6 +351,8 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
     let mut lineno = 0usize;
     let mut out = Vec::new();
     let mut stopping_reads = 0;
+    // A read error other than "nothing now" ends this source, named in the trace.
+    let mut read_error: Option<String> = None;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         if !stopping {
@@ -324,7 +368,10 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(_) => break,
+                Err(e) => {
+                    read_error = Some(format!("read {}: {e}", path.display()));
+                    break;
+                }
             }
         }
         let mut start = 0;
@@ -338,6 +385,9 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
         if !out.is_empty() && tx.send(Msg::Events(std::mem::take(&mut out))).is_err() {
             return;
         }
+        if read_error.is_some() {
+            break;
+        }
         if stopping {
             // Drain what the kernel still holds: stop after two empty reads.
             if got == 0 {
@@ -350,6 +400,12 @@ fn pipe_thread(label: String, path: PathBuf, stop: Arc<AtomicBool>, tx: mpsc::Se
         }
     }
     parser.finish(&mut out);
+    if let Some(reason) = read_error {
+        out.push(TraceEvent::Unavailable {
+            source: format!("trace_pipe:{label}"),
+            reason,
+        });
+    }
     let _ = tx.send(Msg::Done(out));
 }
 
@@ -376,14 +432,16 @@ fn log_thread(
             match u.drain(now_mono_ns(), &mut out) {
                 Ok(l) => lost_uevents += l,
                 Err(e) => {
-                    errors.push(format!("uevent: {e}"));
+                    errors.push(format!(
+                        "read the uevent socket (NETLINK_KOBJECT_UEVENT): {e}"
+                    ));
                     ue = None;
                 }
             }
         }
         if let Some(k) = km.as_mut() {
             if let Err(e) = k.drain(&mut out) {
-                errors.push(format!("kmsg: {e}"));
+                errors.push(format!("read /dev/kmsg: {e}"));
                 km = None;
             }
         }
