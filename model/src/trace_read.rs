@@ -80,6 +80,94 @@ pub fn parse_header(line: &str) -> Result<TraceHeader, String> {
     Ok(header)
 }
 
+/// Every `kind` tag of [`TraceEvent`] this build reads (a test checks the list against
+/// serde's).
+pub const KINDS: &[&str] = &[
+    "namespace",
+    "function-span",
+    "memmap-init",
+    "initialised",
+    "dax-fault",
+    "uevent",
+    "kernel-log",
+    "unavailable",
+    "source",
+    "traceable",
+    "kernel-config",
+    "numa-node",
+    "iomem",
+    "memory-block",
+    "zone",
+    "nd-device",
+    "mark",
+    "tracepoint",
+    "kprobe",
+    "lost",
+    "import-warning",
+];
+
+/// What is wrong with an event line serde refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadEvent {
+    /// A `kind` this build does not know (a newer collector's): skipped with a warning.
+    UnknownKind(String),
+    /// Anything else: the reason, naming the kind and the field when they are known.
+    Invalid(String),
+}
+
+/// Tells an unknown event kind (skipped) from a bad value of a known kind (an error that
+/// names the field and the expected type), for a `line` serde refused with `e`. Before,
+/// any "unknown variant" (e.g. `"mode":"bogus"`) was taken for an unknown kind.
+pub fn classify_event_error(line: &str, e: &serde_json::Error) -> BadEvent {
+    let kind = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from));
+    match kind {
+        Some(k) if !KINDS.contains(&k.as_str()) => BadEvent::UnknownKind(k),
+        Some(k) => {
+            let field = if e.line() == 1 && e.column() > 0 {
+                key_before(line, e.column())
+            } else {
+                None
+            };
+            BadEvent::Invalid(match field {
+                Some(f) if f != "kind" => format!("bad `{k}` event: field `{f}`: {e}"),
+                _ => format!("bad `{k}` event: {e}"),
+            })
+        }
+        None => BadEvent::Invalid(format!("expected a trace event: {e}")),
+    }
+}
+
+/// The key of the top-level member of a JSON object line whose value ends at byte
+/// `column` (1-based, serde's error position), if there is one.
+fn key_before(line: &str, column: usize) -> Option<String> {
+    let b = line.as_bytes();
+    let end = column.min(b.len());
+    let (mut depth, mut i, mut last_key, mut pending) = (0usize, 0usize, None, None);
+    while i < end {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 {
+                    pending = line.get(start..i.min(b.len()));
+                }
+            }
+            b':' if depth == 1 => last_key = pending.take(),
+            b',' if depth == 1 => pending = None,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    last_key.map(String::from)
+}
+
 /// Why a trace could not be read: file, line when known, reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadError {
@@ -488,7 +576,19 @@ impl<S: EventSink + Default> Part<S> {
                 return;
             }
             Err(e) => {
-                self.error = Some((n, format!("expected a trace event: {e}")));
+                let reason = match classify_event_error(line, &e) {
+                    BadEvent::Invalid(r) => r,
+                    // Fields only fails on a kind's value types; an unknown kind with
+                    // odd fields is still skipped below through serde.
+                    BadEvent::UnknownKind(k) => {
+                        self.warnings.push((
+                            n,
+                            format!("event kind {k:?} not known to this build, skipped"),
+                        ));
+                        return;
+                    }
+                };
+                self.error = Some((n, reason));
                 return;
             }
         };
@@ -497,20 +597,19 @@ impl<S: EventSink + Default> Part<S> {
         } else {
             match serde_json::from_str::<TraceEvent>(line) {
                 Ok(ev) => EventLine::Event(ev),
-                Err(e) if e.to_string().contains("unknown variant") => {
-                    self.warnings.push((
-                        n,
-                        format!(
-                            "event kind {:?} not known to this build, skipped",
-                            fields.kind
-                        ),
-                    ));
-                    return;
-                }
-                Err(e) => {
-                    self.error = Some((n, format!("expected a trace event: {e}")));
-                    return;
-                }
+                Err(e) => match classify_event_error(line, &e) {
+                    BadEvent::UnknownKind(k) => {
+                        self.warnings.push((
+                            n,
+                            format!("event kind {k:?} not known to this build, skipped"),
+                        ));
+                        return;
+                    }
+                    BadEvent::Invalid(reason) => {
+                        self.error = Some((n, reason));
+                        return;
+                    }
+                },
             }
         };
         if let Err(reason) = self.sink.event(ev) {

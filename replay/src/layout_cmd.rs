@@ -122,6 +122,13 @@ pub fn compute(args: &LayoutArgs) -> anyhow::Result<Vec<RangeLayout>> {
     if args.namespaces.is_empty() && args.hotplug.is_empty() {
         anyhow::bail!("nothing to lay out: give --namespace SPEC and/or --hotplug SPEC");
     }
+    memmap_model::limits::at_most(
+        "--namespace + --hotplug ranges",
+        args.namespaces.len() + args.hotplug.len(),
+        memmap_model::limits::MAX_RANGES,
+        memmap_model::limits::WHY_RANGES,
+    )
+    .map_err(anyhow::Error::msg)?;
     // One vmemmap for all ranges, added in command-line order (namespaces first), so that
     // neighbours inside one section share page tables as in the kernel.
     let mut state = layout::VmemmapState::new();
