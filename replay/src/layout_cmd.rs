@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use memmap_model::layout::{
-    self, format_size, HotplugSpec, LayoutParams, NamespaceSpec, RangeLayout, VmemmapBacking,
+    self, format_size, HotplugSpec, LayoutParams, NamespaceSpec, RangeLayout,
 };
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -160,8 +160,14 @@ pub fn compute(args: &LayoutArgs) -> anyhow::Result<Vec<RangeLayout>> {
 pub fn run(args: &LayoutArgs) -> anyhow::Result<()> {
     let layouts = compute(args)?;
     if args.json {
+        // Streamed: the blocks of a large layout are written as they are expanded from
+        // their runs, never held as one string.
         let v: Vec<LayoutJson> = layouts.iter().map(LayoutJson::from).collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        use std::io::Write;
+        writeln!(out)?;
+        out.flush()?;
     } else {
         print!("{}", render_table(&layouts));
     }
@@ -270,20 +276,15 @@ pub fn render_table(layouts: &[RangeLayout]) -> String {
             l.sections, l.subsections, l.memory_blocks, l.pageblocks
         );
         let (alt, ram, base, mb) = l.vmemmap_block_counts();
+        let (alt_b, ram_b, base_b, mb_b) = l.vmemmap_block_bytes();
         let mut kinds = Vec::new();
-        for (n, label, backing) in [
-            (alt, "altmap PMD", "altmap"),
-            (ram, "RAM PMD", "ram"),
-            (base, "RAM base-page", "base"),
-            (mb, "memory-block PMD", "mb"),
+        for (n, label, bytes) in [
+            (alt, "altmap PMD", alt_b),
+            (ram, "RAM PMD", ram_b),
+            (base, "RAM base-page", base_b),
+            (mb, "memory-block PMD", mb_b),
         ] {
             if n > 0 {
-                let bytes: u64 = l
-                    .vmemmap_blocks
-                    .iter()
-                    .filter(|b| backing_key(&b.backing) == backing)
-                    .map(|b| b.bytes)
-                    .sum();
                 kinds.push(format!("{n} {label} ({})", format_size(bytes)));
             }
         }
@@ -315,15 +316,6 @@ pub fn render_table(layouts: &[RangeLayout]) -> String {
         s.push('\n');
     }
     s
-}
-
-fn backing_key(b: &VmemmapBacking) -> &'static str {
-    match b {
-        VmemmapBacking::Altmap { .. } => "altmap",
-        VmemmapBacking::Ram => "ram",
-        VmemmapBacking::RamBasePages => "base",
-        VmemmapBacking::MemoryBlock { .. } => "mb",
-    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub use namespace::{namespace_layout, namespace_layout_in};
 pub use params::LayoutParams;
 pub use range::{check_ranges_disjoint, PageKind, PfnExtent, RangeLayout, Role};
 pub use spec::{format_size, parse_size, HotplugSpec, MapLocation, NamespaceSpec, NsMode};
-pub use vmemmap::{Altmap, VmemmapBacking, VmemmapBlock, VmemmapState};
+pub use vmemmap::{Altmap, VmemmapBacking, VmemmapBlock, VmemmapBlocks, VmemmapRun, VmemmapState};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
