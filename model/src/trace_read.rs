@@ -125,11 +125,13 @@ pub fn classify_event_error(line: &str, e: &serde_json::Error) -> BadEvent {
     match kind {
         Some(k) if !KINDS.contains(&k.as_str()) => BadEvent::UnknownKind(k),
         Some(k) => {
-            let field = if e.line() == 1 && e.column() > 0 {
-                key_before(line, e.column())
-            } else {
-                None
-            };
+            // serde names no field, and for an internally tagged enum gives no position
+            // either: find the member holding the value the message quotes.
+            let field = key_with_value(line, &e.to_string()).or_else(|| {
+                (e.line() == 1 && e.column() > 0)
+                    .then(|| key_before(line, e.column()))
+                    .flatten()
+            });
             BadEvent::Invalid(match field {
                 Some(f) if f != "kind" => format!("bad `{k}` event: field `{f}`: {e}"),
                 _ => format!("bad `{k}` event: {e}"),
@@ -137,6 +139,48 @@ pub fn classify_event_error(line: &str, e: &serde_json::Error) -> BadEvent {
         }
         None => BadEvent::Invalid(format!("expected a trace event: {e}")),
     }
+}
+
+/// The key of the (first) top-level member whose value is the one serde's message `msg`
+/// quotes: "unknown variant `X`", "invalid type: string \"X\"", "invalid type: integer
+/// `N`", "invalid value: integer `N`", "floating point `F`", "boolean `B`", "null".
+fn key_with_value(line: &str, msg: &str) -> Option<String> {
+    use serde_json::Value;
+    let obj = serde_json::from_str::<serde_json::Map<String, Value>>(line).ok()?;
+    let between = |open: &str, close: char| {
+        let i = msg.find(open)? + open.len();
+        let j = msg[i..].find(close)? + i;
+        Some(msg[i..j].to_string())
+    };
+    let wanted = |v: &Value| -> bool {
+        if let Some(x) = between("unknown variant `", '`') {
+            return v.as_str() == Some(x.as_str());
+        }
+        if let Some(x) = between("string \"", '"') {
+            return v.as_str() == Some(x.as_str());
+        }
+        for open in ["integer `", "floating point `"] {
+            if let Some(x) = between(open, '`') {
+                return v.is_number() && x.parse::<f64>().ok() == v.as_f64();
+            }
+        }
+        if let Some(x) = between("boolean `", '`') {
+            return v.as_bool().map(|b| b.to_string()) == Some(x);
+        }
+        if msg.contains("invalid type: null") {
+            return v.is_null();
+        }
+        if msg.contains("invalid type: map") {
+            return v.is_object();
+        }
+        if msg.contains("invalid type: sequence") {
+            return v.is_array();
+        }
+        false
+    };
+    obj.iter()
+        .find(|(key, v)| key.as_str() != "kind" && wanted(v))
+        .map(|(key, _)| key.clone())
 }
 
 /// The key of the top-level member of a JSON object line whose value ends at byte

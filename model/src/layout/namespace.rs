@@ -368,8 +368,29 @@ fn init_counts_loop(
 
 #[cfg(test)]
 mod tests {
+    use super::{init_counts, init_counts_loop};
     use crate::layout::test_fixtures::*;
     use crate::layout::*;
+
+    proptest::proptest! {
+        /// The closed form gives what the kernel's loop over compound pages counts.
+        #[test]
+        fn init_counts_closed_form_is_the_loop(
+            start in 0u64..(1 << 30),
+            len in 0u64..(1 << 20),
+            k in 0u32..19,
+            pc in 1u64..(1 << 18),
+            pbk in 0u32..14,
+        ) {
+            let cp = 1u64 << k;
+            let per_compound = 1 + (pc - 1) % cp;
+            let p = LayoutParams { pageblock_pages: 1 << pbk, ..p61() };
+            proptest::prop_assert_eq!(
+                init_counts(start, start + len, cp, per_compound, &p),
+                init_counts_loop(start, start + len, cp, per_compound, &p)
+            );
+        }
+    }
 
     /// Kernel figure (testbed-reference, excerpts/kprobe-fsdax-create.txt, Debian 6.1):
     /// fsdax map=mem, memmap_init_zone_device start_pfn=0x100000 nr_pages=4190208.
