@@ -322,6 +322,7 @@ pub fn render_table(layouts: &[RangeLayout]) -> String {
 mod tests {
     use super::*;
     use clap::Parser;
+    use proptest::strategy::Strategy;
 
     #[derive(Parser)]
     struct Cli {
@@ -400,5 +401,49 @@ mod tests {
         assert!(compute(&parse(&[])).is_err());
         let overlap = parse(&["--namespace", "size=4G", "--namespace", "size=4G"]);
         assert!(format!("{:#}", compute(&overlap).unwrap_err()).contains("overlap"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+        /// Any sizes in the layout flags and specs: a table or an error, never a panic,
+        /// and a table of any size is rendered from runs (bounded work).
+        #[test]
+        fn layout_flags_of_any_size(
+            size in proptest::prop_oneof![
+                (1u64..(1 << 31)).prop_map(|n| n << 21),
+                (0u32..64).prop_map(|k| 1u64 << k),
+                proptest::prelude::any::<u64>()
+            ],
+            section in proptest::option::of((0u32..64).prop_map(|k| 1u64 << k)),
+            page in proptest::option::of((0u32..64).prop_map(|k| 1u64 << k)),
+            sp in proptest::option::of(proptest::prelude::any::<u64>()),
+            mode in proptest::sample::select(vec!["fsdax", "devdax", "raw", "sector"]),
+            map in proptest::sample::select(vec!["mem", "dev"]),
+            pre in proptest::prelude::any::<bool>(),
+        ) {
+            let mut argv = vec!["--namespace".to_string(), format!("size={size:#x},mode={mode},map={map}")];
+            if let Some(v) = section { argv.extend(["--section-size".into(), v.to_string()]); }
+            if let Some(v) = page { argv.extend(["--page-size".into(), v.to_string()]); }
+            if let Some(v) = sp { argv.extend(["--struct-page-size".into(), v.to_string()]); }
+            if pre { argv.push("--pre-5.3".into()); }
+            let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+            match compute(&parse(&refs)) {
+                Ok(l) => { proptest::prop_assert!(!render_table(&l).is_empty()); }
+                Err(e) => { let msg = format!("{:#}", e); proptest::prop_assert!(!msg.is_empty()); }
+            }
+        }
+    }
+
+    #[test]
+    fn more_ranges_than_the_limit_are_refused() {
+        let specs: Vec<String> = (0..1025u64)
+            .map(|i| format!("size=16M,start={:#x}", (1u64 << 32) + i * (1 << 27)))
+            .collect();
+        let mut argv = Vec::new();
+        for s in &specs {
+            argv.extend(["--namespace", s.as_str()]);
+        }
+        let e = format!("{:#}", compute(&parse(&argv)).unwrap_err());
+        assert!(e.contains("1025") && e.contains("1024"), "{e}");
     }
 }

@@ -809,3 +809,142 @@ pub fn print_human(rf: &RunFile, path: &Path) {
     }
     println!("  run file: {}", path.display());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<RunArgs, String> {
+        let base = [
+            "run",
+            "qemu-16g",
+            "--strategy",
+            "williams-mt",
+            "-o",
+            "x.json",
+        ];
+        Cli::try_parse_from(base.iter().copied().chain(extra.iter().copied()))
+            .map(|c| c.args)
+            .map_err(|e| e.to_string())
+    }
+
+    const COUNT_FLAGS: &[(&str, u64)] = &[
+        ("--threads", limits::MAX_THREADS as u64),
+        ("--fault-threads", limits::MAX_THREADS as u64),
+        ("--sub-ranges", limits::MAX_SUB_RANGES as u64),
+        ("--chunk-pages", limits::MAX_CHUNK_PAGES),
+        ("--touches", limits::MAX_TOUCHES),
+        ("--repeat", limits::MAX_REPEATS as u64),
+    ];
+
+    proptest! {
+        /// Any number for a count flag: taken when within its limit, else refused naming
+        /// the flag and the limit.
+        #[test]
+        fn count_flags_are_bounded(i in 0..COUNT_FLAGS.len(), v in prop_oneof![
+            0u64..10, 4090u64..4100, any::<u64>(), Just(u64::MAX)
+        ]) {
+            let (flag, max) = COUNT_FLAGS[i];
+            let value = v.to_string();
+            match parse(&[flag, &value]) {
+                Ok(a) => {
+                    let got = match flag {
+                        "--threads" => a.threads.map(u64::from),
+                        "--fault-threads" => a.fault_threads.map(u64::from),
+                        "--sub-ranges" => a.sub_ranges.map(u64::from),
+                        "--chunk-pages" => a.chunk_pages,
+                        "--touches" => a.touches,
+                        _ => Some(u64::from(a.repeat)),
+                    };
+                    prop_assert_eq!(got, Some(v));
+                    prop_assert!(v <= max);
+                }
+                Err(e) => {
+                    prop_assert!(e.contains(flag), "{}", e);
+                    prop_assert!(v > max || v == 0 || e.contains("whole number"), "{}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn think_time_is_finite_and_bounded(v in prop_oneof![
+            Just(f64::INFINITY), Just(f64::NAN), Just(-1.0), Just(1e300), 0.0f64..2e6
+        ]) {
+            match parse(&[&format!("--think-us={v}")]) {
+                Ok(a) => prop_assert!(a.think_us.is_some_and(|t| t.is_finite() && t <= limits::MAX_THINK_US)),
+                Err(e) => {
+                    prop_assert!(e.contains("--think-us"), "{}", e);
+                    prop_assert!(!(0.0..=limits::MAX_THINK_US).contains(&v), "{}", e);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn threads_over_all_ranges_are_bounded() {
+        // williams-8socket: 8 namespaces; 4096 threads each is 32768 in all
+        let a = parse(&["--threads", "4096"]).unwrap();
+        let a = RunArgs {
+            scenario: "williams-8socket".into(),
+            ..a
+        };
+        let e = format!("{:#}", prepare(&a).err().unwrap());
+        assert!(
+            e.contains("init threads") && e.contains("32768") && e.contains("4096"),
+            "{e}"
+        );
+    }
+
+    fn tmp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("memmap-runner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_empty_file_says_empty_file() {
+        for (name, text) in [("empty.jsonl", ""), ("blank.toml", "\n  \n")] {
+            let p = tmp(name, text);
+            let e = format!("{:#}", load_scenario(p.to_str().unwrap()).err().unwrap());
+            assert!(e.contains("empty file"), "{e}");
+            assert!(!e.contains("TOML parse error"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_sector_namespace_has_no_memmap_to_replay() {
+        let text = SHIPPED[0]
+            .1
+            .replace("mode = \"fsdax\"", "mode = \"sector\"");
+        assert!(text.contains("sector"));
+        let p = tmp("sector.toml", &text);
+        let a = RunArgs {
+            scenario: p.display().to_string(),
+            ..parse(&[]).unwrap()
+        };
+        let e = format!("{:#}", prepare(&a).err().unwrap());
+        assert!(e.contains("mode=sector") && e.contains("no memmap"), "{e}");
+        assert!(!e.contains("cannot map 0 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_trace_with_a_huge_node_is_refused_before_anything_is_sized() {
+        let header = r#"{"format":"memmap-lab-trace","version":1,"created_unix_s":0,"source":"live","kernel_release":"6.1","cmdline":"","numa_nodes":1,"cpus":4,"notes":[]}"#;
+        let ns = r#"{"kind":"namespace","name":"ns","mode":"fsdax","map":"dev","size_bytes":1073741824,"align_bytes":2097152,"start_phys":4294967296,"node":2147483648}"#;
+        let p = tmp("node.jsonl", &format!("{header}\n{ns}\n"));
+        let e = format!("{:#}", load_scenario(p.to_str().unwrap()).err().unwrap());
+        assert!(e.contains("host.nodes") || e.contains(".node"), "{e}");
+        assert!(e.contains("2147483648") || e.contains("2147483649"), "{e}");
+        assert!(e.contains("1024") || e.contains("1023"), "{e}");
+    }
+}
