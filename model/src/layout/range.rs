@@ -180,7 +180,7 @@ impl RangeLayout {
     pub fn vmemmap_block_bytes(&self) -> (u64, u64, u64, u64) {
         let mut c = (0, 0, 0, 0);
         for r in self.vmemmap_blocks.runs() {
-            let n = r.count * r.first.bytes;
+            let n = r.total_bytes();
             match r.first.backing {
                 VmemmapBacking::Altmap { .. } => c.0 += n,
                 VmemmapBacking::Ram => c.1 += n,

@@ -99,24 +99,102 @@ impl VmemmapBacking {
 }
 
 /// `count` vmemmap blocks in a row: block `k` maps pfns from `first.first_pfn + k *
-/// first.nr_pfns`, `first.nr_pfns` of them, `first.bytes` bytes, its backing offset
-/// `k * first.bytes` after `first`'s (RAM backings are all alike).
+/// first.nr_pfns`, `first.nr_pfns` of them, and has the backing of `first` moved by the
+/// bytes of the blocks before it (RAM backings are all alike). Its bytes: `first.bytes`
+/// for the blocks k with `k % period == 0` ("heads"), `rest_bytes` for the others.
+/// `period` 1: all blocks alike; 0: only block 0 is a head (the period is not known yet);
+/// p > 1: a head every p blocks, which is how devdax sections with vmemmap tail reuse
+/// look when compound pages are larger than a section (1 GiB: a head section, then 7
+/// sections that only map the reused tail page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmemmapRun {
     pub first: VmemmapBlock,
     pub count: u64,
+    pub period: u64,
+    pub rest_bytes: u64,
 }
 
 impl VmemmapRun {
+    fn single(first: VmemmapBlock, count: u64) -> Self {
+        VmemmapRun {
+            first,
+            count,
+            period: 1,
+            rest_bytes: first.bytes,
+        }
+    }
+
+    fn is_head(&self, k: u64) -> bool {
+        match self.period {
+            0 => k == 0,
+            p => k.is_multiple_of(p),
+        }
+    }
+
+    /// Heads among blocks [0, k).
+    fn heads_before(&self, k: u64) -> u64 {
+        match self.period {
+            0 => k.min(1),
+            p => k.div_ceil(p),
+        }
+    }
+
+    /// Bytes of blocks [0, k).
+    fn bytes_before(&self, k: u64) -> u64 {
+        let h = self.heads_before(k);
+        h * self.first.bytes + (k - h) * self.rest_bytes
+    }
+
+    /// Bytes of all blocks of the run.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes_before(self.count)
+    }
+
     /// Block `k` of the run.
     pub fn block(&self, k: u64) -> VmemmapBlock {
         let f = self.first;
         VmemmapBlock {
             first_pfn: f.first_pfn + k * f.nr_pfns,
             nr_pfns: f.nr_pfns,
-            bytes: f.bytes,
-            backing: f.backing.advanced(k * f.bytes),
+            bytes: if self.is_head(k) {
+                f.bytes
+            } else {
+                self.rest_bytes
+            },
+            backing: f.backing.advanced(self.bytes_before(k)),
         }
+    }
+
+    /// Takes `b` as block `count` if it continues the run (fixing the period when `b` is
+    /// the second head); false if it does not.
+    fn absorb(&mut self, b: VmemmapBlock) -> bool {
+        let k = self.count;
+        if self.block(k) == b {
+            self.count += 1;
+            return true;
+        }
+        let f = self.first;
+        let like = b.first_pfn == f.first_pfn + k * f.nr_pfns
+            && b.nr_pfns == f.nr_pfns
+            && b.backing == VmemmapBacking::RamBasePages
+            && f.backing == VmemmapBacking::RamBasePages;
+        if !like {
+            return false;
+        }
+        if self.period == 1 && k == 1 && b.bytes != f.bytes {
+            // second block differs in bytes only: a head and its first reused block
+            self.period = 0;
+            self.rest_bytes = b.bytes;
+            self.count += 1;
+            return true;
+        }
+        if self.period == 0 && k >= 2 && b.bytes == f.bytes {
+            // the second head fixes the period
+            self.period = k;
+            self.count += 1;
+            return true;
+        }
+        false
     }
 
     fn end_pfn(&self) -> u64 {
@@ -182,24 +260,43 @@ impl VmemmapBlocks {
         self.runs.last().map(|r| r.block(r.count - 1))
     }
 
-    /// Appends `count` blocks starting with `first` (a run), merged into the last run
-    /// when `first` continues it.
+    /// Appends `count` blocks starting with `first`, all like it (a run of period 1),
+    /// as `count` calls of [`push`](Self::push) would.
     pub fn push_run(&mut self, first: VmemmapBlock, count: u64) {
         if count == 0 {
             return;
         }
-        self.len += count;
+        self.push(first);
+        let mut rest = count - 1;
+        while rest > 0 {
+            let i = count - rest;
+            let next = VmemmapBlock {
+                first_pfn: first.first_pfn + i * first.nr_pfns,
+                backing: first.backing.advanced(i * first.bytes),
+                ..first
+            };
+            let last = self.runs.last_mut().expect("just pushed");
+            if last.period == 1 && last.block(last.count) == next {
+                // like blocks continue a run of like blocks all at once
+                last.count += rest;
+                self.len += rest;
+                return;
+            }
+            self.push(next);
+            rest -= 1;
+        }
+    }
+
+    /// Appends a block, merged into the last run when it continues it (runs are
+    /// canonical: the same blocks pushed give the same runs).
+    pub fn push(&mut self, b: VmemmapBlock) {
+        self.len += 1;
         if let Some(last) = self.runs.last_mut() {
-            if last.block(last.count) == first {
-                last.count += count;
+            if last.absorb(b) {
                 return;
             }
         }
-        self.runs.push(VmemmapRun { first, count });
-    }
-
-    pub fn push(&mut self, b: VmemmapBlock) {
-        self.push_run(b, 1);
+        self.runs.push(VmemmapRun::single(b, 1));
     }
 
     /// Removes and returns the last block.
@@ -207,6 +304,14 @@ impl VmemmapBlocks {
         let last = self.runs.last_mut()?;
         let b = last.block(last.count - 1);
         last.count -= 1;
+        // back to the canonical form of the shorter run
+        if last.period > 1 && last.count <= last.period {
+            last.period = 0;
+        }
+        if last.period == 0 && last.count <= 1 {
+            last.period = 1;
+            last.rest_bytes = last.first.bytes;
+        }
         if last.count == 0 {
             self.runs.pop();
         }
@@ -469,6 +574,20 @@ impl<'a> VmemmapSim<'a> {
                 let span = spp * sps;
                 let head_pages = 2 * span.div_ceil(span.min(cp * sps));
                 let reuse = cp > self.p.subsection_pages();
+                if !reuse {
+                    // every section alike
+                    self.bytes_ram += n * head_pages * ps;
+                    self.blocks.push_run(
+                        VmemmapBlock {
+                            first_pfn: pfn,
+                            nr_pfns: spp,
+                            bytes: head_pages * ps,
+                            backing: VmemmapBacking::RamBasePages,
+                        },
+                        n,
+                    );
+                    return Ok(());
+                }
                 for i in 0..n {
                     let first = pfn + i * spp;
                     let new_pages = if reuse && !(first - range_start).is_multiple_of(cp) {
@@ -703,6 +822,110 @@ impl<'a> VmemmapSim<'a> {
 mod tests {
     use crate::layout::test_fixtures::*;
     use crate::layout::*;
+    use proptest::prelude::*;
+
+    /// Contiguous blocks of a few sizes, byte counts and backings (some continuing the
+    /// altmap offsets of the one before), the shapes the simulation produces.
+    fn block_seq() -> impl Strategy<Value = Vec<VmemmapBlock>> {
+        prop::collection::vec((0usize..3, 0usize..3, 0usize..4, any::<bool>()), 0..80).prop_map(
+            |v| {
+                let mut pfn = 1 << 20;
+                let mut out: Vec<VmemmapBlock> = Vec::new();
+                for (n, b, k, cont) in v {
+                    let nr = [512u64, 32768, 7][n];
+                    let bytes = [0u64, 8192, 2 << 20][b];
+                    let backing = match (k, out.last()) {
+                        (0, Some(l)) if cont => match l.backing {
+                            VmemmapBacking::Altmap {
+                                device_offset_bytes,
+                            } => VmemmapBacking::Altmap {
+                                device_offset_bytes: device_offset_bytes + l.bytes,
+                            },
+                            _ => VmemmapBacking::RamBasePages,
+                        },
+                        (0, _) => VmemmapBacking::Altmap {
+                            device_offset_bytes: 4096,
+                        },
+                        (1, _) => VmemmapBacking::Ram,
+                        _ => VmemmapBacking::RamBasePages,
+                    };
+                    out.push(VmemmapBlock {
+                        first_pfn: pfn,
+                        nr_pfns: nr,
+                        bytes,
+                        backing,
+                    });
+                    pfn += nr;
+                }
+                out
+            },
+        )
+    }
+
+    #[test]
+    fn a_head_every_p_blocks_is_one_run() {
+        let blk = |i: u64, bytes| VmemmapBlock {
+            first_pfn: i * 32768,
+            nr_pfns: 32768,
+            bytes,
+            backing: VmemmapBacking::RamBasePages,
+        };
+        let v: Vec<VmemmapBlock> = (0..8 * 1000 + 3)
+            .map(|i| blk(i, if i % 8 == 0 { 8192 } else { 0 }))
+            .collect();
+        let b: VmemmapBlocks = v.iter().copied().collect();
+        assert_eq!(b.runs().len(), 1, "{:?}", b.runs());
+        assert_eq!(b.runs()[0].period, 8);
+        assert_eq!(b.runs()[0].total_bytes(), 1001 * 8192);
+        assert_eq!(b.iter().collect::<Vec<_>>(), v);
+    }
+
+    proptest! {
+        /// Runs stand for exactly the blocks pushed; canonical (pushed one by one, in a
+        /// run, read back from JSON, or popped: equal block lists, equal runs).
+        #[test]
+        fn runs_are_the_blocks(v in block_seq(), pops in 0usize..10, rep in 1u64..40) {
+            let blocks: VmemmapBlocks = v.iter().copied().collect();
+            prop_assert_eq!(blocks.len(), v.len());
+            prop_assert_eq!(blocks.iter().collect::<Vec<_>>(), v.clone());
+            for (i, b) in v.iter().enumerate() {
+                prop_assert_eq!(blocks.get(i as u64), Some(*b));
+                prop_assert_eq!(blocks.block_of(b.first_pfn + b.nr_pfns / 2), Some(*b));
+            }
+            let json = serde_json::to_string(&blocks).unwrap();
+            prop_assert_eq!(&json, &serde_json::to_string(&v).unwrap());
+            let back: VmemmapBlocks = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back, &blocks);
+            let mut popped = blocks.clone();
+            let keep = v.len().saturating_sub(pops);
+            for _ in keep..v.len() {
+                popped.pop();
+            }
+            let shorter: VmemmapBlocks = v[..keep].iter().copied().collect();
+            prop_assert_eq!(&popped, &shorter);
+            // push_run = that many pushes
+            if let Some(&b) = v.last() {
+                let mut a = blocks.clone();
+                let mut c = blocks.clone();
+                let next = VmemmapBlock { first_pfn: b.first_pfn + b.nr_pfns, ..b };
+                a.push_run(next, rep);
+                for i in 0..rep {
+                    c.push(VmemmapBlock {
+                        first_pfn: next.first_pfn + i * next.nr_pfns,
+                        backing: match next.backing {
+                            VmemmapBacking::Altmap { device_offset_bytes } => VmemmapBacking::Altmap {
+                                device_offset_bytes: device_offset_bytes + i * next.bytes,
+                            },
+                            x => x,
+                        },
+                        ..next
+                    });
+                }
+                prop_assert_eq!(a.iter().collect::<Vec<_>>(), c.iter().collect::<Vec<_>>());
+                prop_assert_eq!(a, c);
+            }
+        }
+    }
 
     #[test]
     fn altmap_arithmetic_16g_map_dev() {
