@@ -6,6 +6,7 @@ pub mod chrome;
 pub mod hist;
 pub mod hlog;
 pub mod layout;
+pub mod limits;
 pub mod output;
 pub mod run;
 pub mod scenario;

@@ -369,11 +369,8 @@ pub struct VerifyResult {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunFileError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}:{line}:{column}: not a valid run file: {msg}")]
     Parse {
         path: String,
@@ -383,6 +380,8 @@ pub enum RunFileError {
     },
     #[error("{path}: format is {found:?}, expected {RUN_FORMAT:?} (is this a trace? use memmap-collect info)")]
     WrongFormat { path: String, found: String },
+    #[error("{path}: this is a memmap-lab trace (JSON Lines from memmap-collect), not a run file: compare reads the run files `memmap-replay run` writes (replay the trace first: memmap-replay run {path} --strategy ... -o RUN.json)")]
+    IsTrace { path: String },
     #[error("{path}: run file version {found} is not supported (this build reads version {RUN_VERSION})")]
     Version { path: String, found: u32 },
 }
@@ -394,6 +393,10 @@ impl RunFile {
         struct Head {
             format: Option<String>,
             version: Option<u32>,
+        }
+        if crate::trace_read::looks_like_trace(text.as_bytes()) {
+            // A trace (JSON Lines) parsed as one JSON document gave "trailing characters".
+            return Err(RunFileError::IsTrace { path: path.into() });
         }
         let head: Head = serde_json::from_str(text).map_err(|e| parse_error(path, &e))?;
         let found = head.format.unwrap_or_default();
@@ -417,9 +420,9 @@ impl RunFile {
 
     pub fn read(path: &Path) -> Result<RunFile, RunFileError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| RunFileError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| RunFileError::Io {
             path: p.clone(),
-            source,
+            error,
         })?;
         RunFile::from_json_str(&p, &text)
     }

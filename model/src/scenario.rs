@@ -4,6 +4,7 @@
 use crate::layout::{
     self, HotplugSpec, LayoutError, LayoutParams, MapLocation, NamespaceSpec, NsMode, RangeLayout,
 };
+use crate::limits::{self, LimitError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -106,18 +107,23 @@ impl Default for FaultSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // The underlying errors are part of the message and not also `source()`: anyhow's
+    // "{:#}" printed them twice.
+    #[error("{path}: cannot read: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}: {msg}")]
     Parse { path: String, msg: String },
-    #[error("{path}: {field}: {source}")]
+    #[error("{path}: {field}: {error}")]
     Layout {
         path: String,
         field: String,
-        source: LayoutError,
+        error: LayoutError,
+    },
+    /// A size or count over its limit (`crate::limits`).
+    #[error("{path}: {error}")]
+    Limit {
+        path: String,
+        error: Box<LimitError>,
     },
     #[error("{path}: {field}: {msg}")]
     Invalid {
@@ -130,9 +136,9 @@ pub enum ScenarioError {
 impl Scenario {
     pub fn read(path: &Path) -> Result<Scenario, ScenarioError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Io {
             path: p.clone(),
-            source,
+            error,
         })?;
         Scenario::parse(&p, &text)
     }
@@ -148,7 +154,107 @@ impl Scenario {
         Ok(s)
     }
 
-    fn check(&self, path: &str) -> Result<(), ScenarioError> {
+    /// The limits on the scenario's sizes and counts (`crate::limits`), checked before
+    /// anything is sized by them. Scenarios made from traces (`Trace::to_scenario`) pass
+    /// through here too: [`Scenario::layouts`] checks first.
+    pub fn check_limits(&self, path: &str) -> Result<(), ScenarioError> {
+        let lim = |error: LimitError| ScenarioError::Limit {
+            path: path.into(),
+            error: Box::new(error),
+        };
+        let h = &self.host;
+        limits::at_most(
+            "host.nodes",
+            h.nodes,
+            limits::MAX_NUMNODES,
+            limits::WHY_NODES,
+        )
+        .map_err(lim)?;
+        limits::at_most(
+            "host.cpus_per_node",
+            h.cpus_per_node,
+            limits::MAX_CPUS,
+            limits::WHY_CPUS,
+        )
+        .map_err(lim)?;
+        limits::at_most(
+            "host.nodes * host.cpus_per_node",
+            u64::from(h.nodes) * u64::from(h.cpus_per_node),
+            u64::from(limits::MAX_CPUS),
+            limits::WHY_CPUS,
+        )
+        .map_err(lim)?;
+        limits::at_most(
+            "[[namespace]] + [[hotplug]] entries",
+            self.namespaces.len() + self.hotplugs.len(),
+            limits::MAX_RANGES,
+            limits::WHY_RANGES,
+        )
+        .map_err(lim)?;
+        let nodes = self
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("namespace[{i}].node"), n.node))
+            .chain(
+                self.hotplugs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (format!("hotplug[{i}].node"), h.node)),
+            );
+        for (field, node) in nodes {
+            limits::at_most(&field, node, limits::MAX_NUMNODES - 1, limits::WHY_NODES)
+                .map_err(lim)?;
+        }
+        let f = &self.faults;
+        limits::at_most(
+            "faults.threads_per_namespace",
+            f.threads_per_namespace,
+            limits::MAX_THREADS,
+            limits::WHY_THREADS,
+        )
+        .map_err(lim)?;
+        limits::at_most(
+            "faults.threads_per_namespace * namespaces",
+            u64::from(f.threads_per_namespace) * self.namespaces.len() as u64,
+            u64::from(limits::MAX_THREADS),
+            limits::WHY_THREADS,
+        )
+        .map_err(lim)?;
+        limits::at_most(
+            "faults.touches_per_thread",
+            f.touches_per_thread,
+            limits::MAX_TOUCHES,
+            limits::WHY_TOUCHES,
+        )
+        .map_err(lim)?;
+        limits::finite_in(
+            "faults.think_us",
+            f.think_us,
+            limits::MAX_THINK_US,
+            limits::WHY_THINK,
+        )
+        .map_err(lim)?;
+        limits::finite_in(
+            "faults.zipf_exponent",
+            f.zipf_exponent,
+            limits::MAX_ZIPF_EXPONENT,
+            limits::WHY_ZIPF,
+        )
+        .map_err(lim)?;
+        self.kernel
+            .validate()
+            .map_err(|error| ScenarioError::Layout {
+                path: path.into(),
+                field: "kernel".into(),
+                error,
+            })
+    }
+
+    /// Every check of a scenario read from a file: limits, fields, and that its ranges
+    /// lay out.
+    pub fn check(&self, path: &str) -> Result<(), ScenarioError> {
+        self.check_limits(path)?;
         let invalid = |field: &str, msg: String| ScenarioError::Invalid {
             path: path.into(),
             field: field.into(),
@@ -177,6 +283,14 @@ impl Scenario {
                 ));
             }
         }
+        for (i, h) in self.hotplugs.iter().enumerate() {
+            if h.node >= self.host.nodes {
+                return Err(invalid(
+                    &format!("hotplug[{i}].node"),
+                    format!("node {} but the host has {} nodes", h.node, self.host.nodes),
+                ));
+            }
+        }
         match self.faults.pattern.as_str() {
             "none" | "sequential" | "uniform" | "zipf" => {}
             other => {
@@ -201,10 +315,10 @@ impl Scenario {
     }
 
     pub fn fault_bytes(&self, path: &str) -> Result<u64, ScenarioError> {
-        layout::parse_size(&self.faults.size).map_err(|source| ScenarioError::Layout {
+        layout::parse_size(&self.faults.size).map_err(|error| ScenarioError::Layout {
             path: path.into(),
             field: "faults.size".into(),
-            source,
+            error,
         })
     }
 
@@ -217,15 +331,17 @@ impl Scenario {
         path: &str,
         scale: f64,
     ) -> Result<Vec<NamespaceSpec>, ScenarioError> {
-        let lerr = |field: String, source| ScenarioError::Layout {
+        self.check_limits(path)?;
+        let lerr = |field: String, error| ScenarioError::Layout {
             path: path.into(),
             field,
-            source,
+            error,
         };
         let base = layout::parse_size(&self.host.region_start)
             .map_err(|e| lerr("host.region_start".into(), e))?;
         let ralign = self.kernel.region_align.max(1);
-        let mut next: Vec<u64> = Vec::new();
+        // Next free address per node (nodes checked against MAX_NUMNODES above).
+        let mut next: std::collections::BTreeMap<u32, u64> = Default::default();
         let mut out = Vec::new();
         for (i, ns) in self.namespaces.iter().enumerate() {
             let size = layout::parse_size(&ns.size)
@@ -233,24 +349,43 @@ impl Scenario {
             let size = scale_size(size, scale, ralign);
             let align = layout::parse_size(&ns.align)
                 .map_err(|e| lerr(format!("namespace[{i}].align"), e))?;
-            let node = ns.node as usize;
-            if next.len() <= node {
-                next.resize(node + 1, 0);
-            }
+            let next_free = next.entry(ns.node).or_insert(0);
+            let beyond = |what: &str, v: Option<u64>| {
+                v.filter(|&a| a <= limits::MAX_PHYS_END)
+                    .ok_or_else(|| ScenarioError::Limit {
+                        path: path.into(),
+                        error: Box::new(LimitError::new(
+                            format!("namespace[{i}].start"),
+                            what,
+                            format!("<= {:#x}", limits::MAX_PHYS_END),
+                            limits::WHY_PHYS,
+                        )),
+                    })
+            };
             let start = match &ns.start {
                 Some(s) => {
                     layout::parse_size(s).map_err(|e| lerr(format!("namespace[{i}].start"), e))?
                 }
-                None => {
-                    let node_base = base + (node as u64) * (1u64 << 40) * 4;
-                    node_base + next[node]
-                }
+                None => beyond(
+                    &format!(
+                        "{} + node {} * 4 TiB + {:#x} (placed after the node's earlier namespaces)",
+                        self.host.region_start, ns.node, *next_free
+                    ),
+                    (u64::from(ns.node) << 42)
+                        .checked_add(base)
+                        .and_then(|b| b.checked_add(*next_free)),
+                )?,
             };
             if ns.start.is_none() {
                 // Next namespace of this node starts after this one, section aligned
                 // so that sub-section and section-granular kernels agree.
                 let sec = self.kernel.section_size.max(1);
-                next[node] += size.div_ceil(sec) * sec;
+                // Saturating: a namespace too large is refused by its own layout (start
+                // + size over MAX_PHYSMEM_BITS); a next one placed after it by `beyond`.
+                *next_free = size
+                    .div_ceil(sec)
+                    .saturating_mul(sec)
+                    .saturating_add(*next_free);
             }
             out.push(NamespaceSpec {
                 name: ns.name.clone(),
@@ -266,14 +401,15 @@ impl Scenario {
     }
 
     pub fn hotplug_specs(&self, path: &str, scale: f64) -> Result<Vec<HotplugSpec>, ScenarioError> {
+        self.check_limits(path)?;
         self.hotplugs
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                let lerr = |field: &str, source| ScenarioError::Layout {
+                let lerr = |field: &str, error| ScenarioError::Layout {
                     path: path.into(),
                     field: format!("hotplug[{i}].{field}"),
-                    source,
+                    error,
                 };
                 let size = layout::parse_size(&h.size).map_err(|e| lerr("size", e))?;
                 Ok(HotplugSpec {
@@ -293,31 +429,31 @@ impl Scenario {
         let mut vmemmap = layout::VmemmapState::new();
         for (i, spec) in self.namespace_specs(path, scale)?.iter().enumerate() {
             out.push(
-                layout::namespace_layout_in(spec, &self.kernel, &mut vmemmap).map_err(
-                    |source| ScenarioError::Layout {
-                        path: path.into(),
-                        field: format!("namespace[{i}] ({})", spec.name),
-                        source,
-                    },
-                )?,
-            );
-        }
-        for (i, spec) in self.hotplug_specs(path, scale)?.iter().enumerate() {
-            out.push(
-                layout::hotplug_layout_in(spec, &self.kernel, &mut vmemmap).map_err(|source| {
+                layout::namespace_layout_in(spec, &self.kernel, &mut vmemmap).map_err(|error| {
                     ScenarioError::Layout {
                         path: path.into(),
-                        field: format!("hotplug[{i}] ({})", spec.name),
-                        source,
+                        field: format!("namespace[{i}] ({})", spec.name),
+                        error,
                     }
                 })?,
             );
         }
-        layout::check_ranges_disjoint(&out, &self.kernel).map_err(|source| {
+        for (i, spec) in self.hotplug_specs(path, scale)?.iter().enumerate() {
+            out.push(
+                layout::hotplug_layout_in(spec, &self.kernel, &mut vmemmap).map_err(|error| {
+                    ScenarioError::Layout {
+                        path: path.into(),
+                        field: format!("hotplug[{i}] ({})", spec.name),
+                        error,
+                    }
+                })?,
+            );
+        }
+        layout::check_ranges_disjoint(&out, &self.kernel).map_err(|error| {
             ScenarioError::Layout {
                 path: path.into(),
                 field: "namespace".into(),
-                source,
+                error,
             }
         })?;
         Ok(out)

@@ -303,11 +303,8 @@ pub struct Trace {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}:{line}: {msg}")]
     Line {
         path: String,
@@ -319,9 +316,9 @@ pub enum TraceError {
 impl Trace {
     pub fn read(path: &Path) -> Result<Trace, TraceError> {
         let p = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|source| TraceError::Io {
+        let f = std::fs::File::open(path).map_err(|error| TraceError::Io {
             path: p.clone(),
-            source,
+            error,
         })?;
         Trace::from_reader(&p, std::io::BufReader::new(f))
     }
@@ -355,19 +352,12 @@ impl Trace {
                 Err(e) if lines.peek().is_none() && e.is_eof() => {
                     warnings.push(format!("{path}:{n}: truncated last record dropped"))
                 }
-                Err(e) => {
-                    let kind = serde_json::from_str::<serde_json::Value>(&l)
-                        .ok()
-                        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from));
-                    match kind {
-                        Some(k) if e.to_string().contains("unknown variant") => {
-                            warnings.push(format!(
-                                "{path}:{n}: event kind {k:?} not known to this build, skipped"
-                            ))
-                        }
-                        _ => return Err(err(n, format!("expected a trace event: {e}"))),
-                    }
-                }
+                Err(e) => match crate::trace_read::classify_event_error(&l, &e) {
+                    crate::trace_read::BadEvent::UnknownKind(k) => warnings.push(format!(
+                        "{path}:{n}: event kind {k:?} not known to this build, skipped"
+                    )),
+                    crate::trace_read::BadEvent::Invalid(reason) => return Err(err(n, reason)),
+                },
             }
         }
         Ok(Trace {
@@ -411,7 +401,9 @@ impl Trace {
         let mut ranges: Vec<(u64, u64, u32)> = Vec::new();
         for (start, size, node) in added {
             match ranges.last_mut() {
-                Some(r) if r.0 + r.1 == start && r.2 == node => r.1 += size,
+                Some(r) if r.0.checked_add(r.1) == Some(start) && r.2 == node => {
+                    r.1 = r.1.saturating_add(size)
+                }
                 _ => ranges.push((start, size, node)),
             }
         }
@@ -472,8 +464,8 @@ impl Trace {
         }
         let nodes = namespaces
             .iter()
-            .map(|n| n.node + 1)
-            .chain(hotplugs.iter().map(|h| h.node + 1))
+            .map(|n| n.node.saturating_add(1))
+            .chain(hotplugs.iter().map(|h| h.node.saturating_add(1)))
             .max()
             .unwrap_or(1)
             .max(self.header.numa_nodes.max(1));
@@ -484,8 +476,8 @@ impl Trace {
                 TraceEvent::Namespace { size_bytes, .. } => Some(*size_bytes),
                 _ => None,
             })
-            .sum::<u64>()
-            + self.hotplugged_ranges().iter().map(|r| r.1).sum::<u64>();
+            .chain(self.hotplugged_ranges().iter().map(|r| r.1))
+            .fold(0u64, u64::saturating_add);
         let kernel = crate::layout::LayoutParams {
             memmap_on_memory: self.memmap_on_memory(),
             ..Default::default()

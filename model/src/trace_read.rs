@@ -80,6 +80,138 @@ pub fn parse_header(line: &str) -> Result<TraceHeader, String> {
     Ok(header)
 }
 
+/// Every `kind` tag of [`TraceEvent`] this build reads (a test checks the list against
+/// serde's).
+pub const KINDS: &[&str] = &[
+    "namespace",
+    "function-span",
+    "memmap-init",
+    "initialised",
+    "dax-fault",
+    "uevent",
+    "kernel-log",
+    "unavailable",
+    "source",
+    "traceable",
+    "kernel-config",
+    "numa-node",
+    "iomem",
+    "memory-block",
+    "zone",
+    "nd-device",
+    "mark",
+    "tracepoint",
+    "kprobe",
+    "lost",
+    "import-warning",
+];
+
+/// What is wrong with an event line serde refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadEvent {
+    /// A `kind` this build does not know (a newer collector's): skipped with a warning.
+    UnknownKind(String),
+    /// Anything else: the reason, naming the kind and the field when they are known.
+    Invalid(String),
+}
+
+/// Tells an unknown event kind (skipped) from a bad value of a known kind (an error that
+/// names the field and the expected type), for a `line` serde refused with `e`. Before,
+/// any "unknown variant" (e.g. `"mode":"bogus"`) was taken for an unknown kind.
+pub fn classify_event_error(line: &str, e: &serde_json::Error) -> BadEvent {
+    let kind = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from));
+    match kind {
+        Some(k) if !KINDS.contains(&k.as_str()) => BadEvent::UnknownKind(k),
+        Some(k) => {
+            // serde names no field, and for an internally tagged enum gives no position
+            // either: find the member holding the value the message quotes.
+            let field = key_with_value(line, &e.to_string()).or_else(|| {
+                (e.line() == 1 && e.column() > 0)
+                    .then(|| key_before(line, e.column()))
+                    .flatten()
+            });
+            BadEvent::Invalid(match field {
+                Some(f) if f != "kind" => format!("bad `{k}` event: field `{f}`: {e}"),
+                _ => format!("bad `{k}` event: {e}"),
+            })
+        }
+        None => BadEvent::Invalid(format!("expected a trace event: {e}")),
+    }
+}
+
+/// The key of the (first) top-level member whose value is the one serde's message `msg`
+/// quotes: "unknown variant `X`", "invalid type: string \"X\"", "invalid type: integer
+/// `N`", "invalid value: integer `N`", "floating point `F`", "boolean `B`", "null".
+fn key_with_value(line: &str, msg: &str) -> Option<String> {
+    use serde_json::Value;
+    let obj = serde_json::from_str::<serde_json::Map<String, Value>>(line).ok()?;
+    let between = |open: &str, close: char| {
+        let i = msg.find(open)? + open.len();
+        let j = msg[i..].find(close)? + i;
+        Some(msg[i..j].to_string())
+    };
+    let wanted = |v: &Value| -> bool {
+        if let Some(x) = between("unknown variant `", '`') {
+            return v.as_str() == Some(x.as_str());
+        }
+        if let Some(x) = between("string \"", '"') {
+            return v.as_str() == Some(x.as_str());
+        }
+        for open in ["integer `", "floating point `"] {
+            if let Some(x) = between(open, '`') {
+                return v.is_number() && x.parse::<f64>().ok() == v.as_f64();
+            }
+        }
+        if let Some(x) = between("boolean `", '`') {
+            return v.as_bool().map(|b| b.to_string()) == Some(x);
+        }
+        if msg.contains("invalid type: null") {
+            return v.is_null();
+        }
+        if msg.contains("invalid type: map") {
+            return v.is_object();
+        }
+        if msg.contains("invalid type: sequence") {
+            return v.is_array();
+        }
+        false
+    };
+    obj.iter()
+        .find(|(key, v)| key.as_str() != "kind" && wanted(v))
+        .map(|(key, _)| key.clone())
+}
+
+/// The key of the top-level member of a JSON object line whose value ends at byte
+/// `column` (1-based, serde's error position), if there is one.
+fn key_before(line: &str, column: usize) -> Option<String> {
+    let b = line.as_bytes();
+    let end = column.min(b.len());
+    let (mut depth, mut i, mut last_key, mut pending) = (0usize, 0usize, None, None);
+    while i < end {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 {
+                    pending = line.get(start..i.min(b.len()));
+                }
+            }
+            b':' if depth == 1 => last_key = pending.take(),
+            b',' if depth == 1 => pending = None,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    last_key.map(String::from)
+}
+
 /// Why a trace could not be read: file, line when known, reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadError {
@@ -488,7 +620,19 @@ impl<S: EventSink + Default> Part<S> {
                 return;
             }
             Err(e) => {
-                self.error = Some((n, format!("expected a trace event: {e}")));
+                let reason = match classify_event_error(line, &e) {
+                    BadEvent::Invalid(r) => r,
+                    // Fields only fails on a kind's value types; an unknown kind with
+                    // odd fields is still skipped below through serde.
+                    BadEvent::UnknownKind(k) => {
+                        self.warnings.push((
+                            n,
+                            format!("event kind {k:?} not known to this build, skipped"),
+                        ));
+                        return;
+                    }
+                };
+                self.error = Some((n, reason));
                 return;
             }
         };
@@ -497,20 +641,19 @@ impl<S: EventSink + Default> Part<S> {
         } else {
             match serde_json::from_str::<TraceEvent>(line) {
                 Ok(ev) => EventLine::Event(ev),
-                Err(e) if e.to_string().contains("unknown variant") => {
-                    self.warnings.push((
-                        n,
-                        format!(
-                            "event kind {:?} not known to this build, skipped",
-                            fields.kind
-                        ),
-                    ));
-                    return;
-                }
-                Err(e) => {
-                    self.error = Some((n, format!("expected a trace event: {e}")));
-                    return;
-                }
+                Err(e) => match classify_event_error(line, &e) {
+                    BadEvent::UnknownKind(k) => {
+                        self.warnings.push((
+                            n,
+                            format!("event kind {k:?} not known to this build, skipped"),
+                        ));
+                        return;
+                    }
+                    BadEvent::Invalid(reason) => {
+                        self.error = Some((n, reason));
+                        return;
+                    }
+                },
             }
         };
         if let Err(reason) = self.sink.event(ev) {

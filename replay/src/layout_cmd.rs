@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use memmap_model::layout::{
-    self, format_size, HotplugSpec, LayoutParams, NamespaceSpec, RangeLayout, VmemmapBacking,
+    self, format_size, HotplugSpec, LayoutParams, NamespaceSpec, RangeLayout,
 };
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -122,6 +122,13 @@ pub fn compute(args: &LayoutArgs) -> anyhow::Result<Vec<RangeLayout>> {
     if args.namespaces.is_empty() && args.hotplug.is_empty() {
         anyhow::bail!("nothing to lay out: give --namespace SPEC and/or --hotplug SPEC");
     }
+    memmap_model::limits::at_most(
+        "--namespace + --hotplug ranges",
+        args.namespaces.len() + args.hotplug.len(),
+        memmap_model::limits::MAX_RANGES,
+        memmap_model::limits::WHY_RANGES,
+    )
+    .map_err(anyhow::Error::msg)?;
     // One vmemmap for all ranges, added in command-line order (namespaces first), so that
     // neighbours inside one section share page tables as in the kernel.
     let mut state = layout::VmemmapState::new();
@@ -153,8 +160,14 @@ pub fn compute(args: &LayoutArgs) -> anyhow::Result<Vec<RangeLayout>> {
 pub fn run(args: &LayoutArgs) -> anyhow::Result<()> {
     let layouts = compute(args)?;
     if args.json {
+        // Streamed: the blocks of a large layout are written as they are expanded from
+        // their runs, never held as one string.
         let v: Vec<LayoutJson> = layouts.iter().map(LayoutJson::from).collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        use std::io::Write;
+        writeln!(out)?;
+        out.flush()?;
     } else {
         print!("{}", render_table(&layouts));
     }
@@ -263,20 +276,15 @@ pub fn render_table(layouts: &[RangeLayout]) -> String {
             l.sections, l.subsections, l.memory_blocks, l.pageblocks
         );
         let (alt, ram, base, mb) = l.vmemmap_block_counts();
+        let (alt_b, ram_b, base_b, mb_b) = l.vmemmap_block_bytes();
         let mut kinds = Vec::new();
-        for (n, label, backing) in [
-            (alt, "altmap PMD", "altmap"),
-            (ram, "RAM PMD", "ram"),
-            (base, "RAM base-page", "base"),
-            (mb, "memory-block PMD", "mb"),
+        for (n, label, bytes) in [
+            (alt, "altmap PMD", alt_b),
+            (ram, "RAM PMD", ram_b),
+            (base, "RAM base-page", base_b),
+            (mb, "memory-block PMD", mb_b),
         ] {
             if n > 0 {
-                let bytes: u64 = l
-                    .vmemmap_blocks
-                    .iter()
-                    .filter(|b| backing_key(&b.backing) == backing)
-                    .map(|b| b.bytes)
-                    .sum();
                 kinds.push(format!("{n} {label} ({})", format_size(bytes)));
             }
         }
@@ -310,19 +318,11 @@ pub fn render_table(layouts: &[RangeLayout]) -> String {
     s
 }
 
-fn backing_key(b: &VmemmapBacking) -> &'static str {
-    match b {
-        VmemmapBacking::Altmap { .. } => "altmap",
-        VmemmapBacking::Ram => "ram",
-        VmemmapBacking::RamBasePages => "base",
-        VmemmapBacking::MemoryBlock { .. } => "mb",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use proptest::strategy::Strategy;
 
     #[derive(Parser)]
     struct Cli {
@@ -401,5 +401,49 @@ mod tests {
         assert!(compute(&parse(&[])).is_err());
         let overlap = parse(&["--namespace", "size=4G", "--namespace", "size=4G"]);
         assert!(format!("{:#}", compute(&overlap).unwrap_err()).contains("overlap"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+        /// Any sizes in the layout flags and specs: a table or an error, never a panic,
+        /// and a table of any size is rendered from runs (bounded work).
+        #[test]
+        fn layout_flags_of_any_size(
+            size in proptest::prop_oneof![
+                (1u64..(1 << 31)).prop_map(|n| n << 21),
+                (0u32..64).prop_map(|k| 1u64 << k),
+                proptest::prelude::any::<u64>()
+            ],
+            section in proptest::option::of((0u32..64).prop_map(|k| 1u64 << k)),
+            page in proptest::option::of((0u32..64).prop_map(|k| 1u64 << k)),
+            sp in proptest::option::of(proptest::prelude::any::<u64>()),
+            mode in proptest::sample::select(vec!["fsdax", "devdax", "raw", "sector"]),
+            map in proptest::sample::select(vec!["mem", "dev"]),
+            pre in proptest::prelude::any::<bool>(),
+        ) {
+            let mut argv = vec!["--namespace".to_string(), format!("size={size:#x},mode={mode},map={map}")];
+            if let Some(v) = section { argv.extend(["--section-size".into(), v.to_string()]); }
+            if let Some(v) = page { argv.extend(["--page-size".into(), v.to_string()]); }
+            if let Some(v) = sp { argv.extend(["--struct-page-size".into(), v.to_string()]); }
+            if pre { argv.push("--pre-5.3".into()); }
+            let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+            match compute(&parse(&refs)) {
+                Ok(l) => { proptest::prop_assert!(!render_table(&l).is_empty()); }
+                Err(e) => { let msg = format!("{:#}", e); proptest::prop_assert!(!msg.is_empty()); }
+            }
+        }
+    }
+
+    #[test]
+    fn more_ranges_than_the_limit_are_refused() {
+        let specs: Vec<String> = (0..1025u64)
+            .map(|i| format!("size=16M,start={:#x}", (1u64 << 32) + i * (1 << 27)))
+            .collect();
+        let mut argv = Vec::new();
+        for s in &specs {
+            argv.extend(["--namespace", s.as_str()]);
+        }
+        let e = format!("{:#}", compute(&parse(&argv)).unwrap_err());
+        assert!(e.contains("1025") && e.contains("1024"), "{e}");
     }
 }

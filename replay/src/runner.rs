@@ -5,6 +5,7 @@ use crate::strategy::Strategy;
 use crate::target::{self, Target, TargetSpec};
 use anyhow::Context;
 use memmap_model::layout::{self, RangeLayout};
+use memmap_model::limits;
 use memmap_model::output::{self, Avoid};
 use memmap_model::run::*;
 use memmap_model::scenario::{FaultSpec, Scenario};
@@ -61,14 +62,14 @@ pub struct RunArgs {
     /// Init strategy to replay.
     #[arg(long, value_enum)]
     pub strategy: Strategy,
-    /// Init threads per namespace (default: the strategy's own).
-    #[arg(long)]
+    /// Init threads per namespace (default: the strategy's own; at most 4096).
+    #[arg(long, value_parser = threads_arg)]
     pub threads: Option<u32>,
-    /// Sub-ranges per thread (williams-async NR_MEMMAP_RANGE, default 128).
-    #[arg(long)]
+    /// Sub-ranges per thread (williams-async NR_MEMMAP_RANGE, default 128; at most 65536).
+    #[arg(long, value_parser = sub_ranges_arg)]
     pub sub_ranges: Option<u32>,
     /// Chunk in pages: padata minimum chunk, span granularity otherwise (default 32768 = one section).
-    #[arg(long)]
+    #[arg(long, value_parser = chunk_pages_arg)]
     pub chunk_pages: Option<u64>,
     /// Store kind (default: the strategy's own).
     #[arg(long, value_parser = ["regular", "non-temporal"])]
@@ -91,23 +92,23 @@ pub struct RunArgs {
     /// Fault pattern: none, sequential, uniform, zipf, or trace (the DAX faults recorded in the trace given as SCENARIO) (default: the scenario's).
     #[arg(long)]
     pub faults: Option<String>,
-    /// Fault threads per namespace (default: the scenario's).
-    #[arg(long)]
+    /// Fault threads per namespace (default: the scenario's; at most 4096).
+    #[arg(long, value_parser = fault_threads_arg)]
     pub fault_threads: Option<u32>,
-    /// Touches per fault thread (default: the scenario's).
-    #[arg(long)]
+    /// Touches per fault thread (default: the scenario's; at most 10^9).
+    #[arg(long, value_parser = touches_arg)]
     pub touches: Option<u64>,
     /// Fault size: 4K (PTE) or 2M (PMD) (default: the scenario's).
     #[arg(long)]
     pub fault_size: Option<String>,
-    /// Pause between two touches of a fault thread, in microseconds (default: the scenario's).
-    #[arg(long)]
+    /// Pause between two touches of a fault thread, in microseconds (default: the scenario's; finite, at most 1e6).
+    #[arg(long, value_parser = think_us_arg)]
     pub think_us: Option<f64>,
     /// Multiply the scenario's sizes (e.g. 0.125 for a scaled equivalent).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
-    /// Repeats.
-    #[arg(long, short = 'r', default_value_t = 5)]
+    /// Repeats (at most 10000).
+    #[arg(long, short = 'r', default_value_t = 5, value_parser = repeat_arg)]
     pub repeat: u32,
     /// Re-read the whole memmap after each repeat and check every record.
     #[arg(long)]
@@ -122,6 +123,36 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+// Value parsers of the flags with a limit (memmap_model::limits): clap's error names the
+// flag, the value and the limit.
+fn threads_arg(s: &str) -> Result<u32, String> {
+    limits::parse_count(s, limits::MAX_THREADS, limits::WHY_THREADS)
+}
+fn fault_threads_arg(s: &str) -> Result<u32, String> {
+    if s.trim() == "0" {
+        return Ok(0); // no fault threads
+    }
+    limits::parse_count(s, limits::MAX_THREADS, limits::WHY_THREADS)
+}
+fn sub_ranges_arg(s: &str) -> Result<u32, String> {
+    limits::parse_count(s, limits::MAX_SUB_RANGES, limits::WHY_SUB_RANGES)
+}
+fn chunk_pages_arg(s: &str) -> Result<u64, String> {
+    limits::parse_count(s, limits::MAX_CHUNK_PAGES, limits::WHY_CHUNK)
+}
+fn touches_arg(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    limits::parse_count(s, limits::MAX_TOUCHES, limits::WHY_TOUCHES)
+}
+fn think_us_arg(s: &str) -> Result<f64, String> {
+    limits::parse_finite(s, limits::MAX_THINK_US, limits::WHY_THINK)
+}
+fn repeat_arg(s: &str) -> Result<u32, String> {
+    limits::parse_count(s, limits::MAX_REPEATS, limits::WHY_REPEATS)
+}
+
 pub struct Loaded {
     pub scenario: Scenario,
     pub path: Option<String>,
@@ -134,11 +165,18 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Loaded> {
     let p = Path::new(name_or_path);
     if p.exists() {
         let label = p.display().to_string();
+        if is_empty_file(p) {
+            anyhow::bail!(
+                "{label}: empty file (expected a scenario (TOML) or a trace (memmap-lab-trace JSON Lines))"
+            );
+        }
         if is_trace(p) {
             let t = Trace::read(p)?;
             let s = t.to_scenario(&label).ok_or_else(|| {
                 anyhow::anyhow!("{label}: the trace records no namespace to replay")
             })?;
+            // The recorded namespaces, nodes and CPUs pass the limits of a scenario file.
+            s.check(&label)?;
             let recorded_faults = t
                 .events
                 .iter()
@@ -174,6 +212,19 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Loaded> {
         "{name_or_path}: no such file, and not a shipped scenario (shipped: {})",
         SHIPPED.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
     )
+}
+
+/// Nothing but whitespace in the file (an empty `.jsonl` was read as TOML and gave a TOML
+/// parse error).
+fn is_empty_file(p: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(p) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if f.take(4096).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    head.len() < 4096 && head.iter().all(|b| b.is_ascii_whitespace())
 }
 
 /// A trace file starts with a `memmap-lab-trace` header line.
@@ -271,9 +322,30 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         args.scale
     );
     let layouts = scenario.layouts(&label, args.scale)?;
+    check_has_memmap(&layouts, &label)?;
     let strat = args.strategy;
     let params = strategy_params(args, strat, scenario.host.cpus_per_node)?;
     let faults = fault_config(args, &scenario.faults, &recorded_faults, &label)?;
+    // Threads over all ranges, before any is started (the engine starts them per range).
+    let ranges = layouts.len() as u64;
+    for (field, per_range) in [
+        (
+            "init threads (--threads or the strategy's) * ranges",
+            params.threads,
+        ),
+        (
+            "fault threads (--fault-threads or faults.threads_per_namespace) * ranges",
+            faults.threads_per_namespace,
+        ),
+    ] {
+        limits::at_most(
+            field,
+            u64::from(per_range) * ranges,
+            u64::from(limits::MAX_THREADS),
+            limits::WHY_THREADS,
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     let full = engine::full_memmap_bytes(&layouts, strat);
     let mut notes = Vec::new();
     let window = choose_window(args, full, &mut notes)?;
@@ -329,6 +401,26 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         engine,
         config,
     })
+}
+
+/// Raw and sector namespaces have no memmap (no pfn device: `pmem_attach_disk` maps them
+/// with `devm_memremap`, no struct pages); a scenario with nothing else has nothing to
+/// replay (the target then said "cannot map 0 bytes").
+fn check_has_memmap(layouts: &[RangeLayout], label: &str) -> anyhow::Result<()> {
+    if layouts.iter().any(|l| l.struct_pages_written > 0) {
+        return Ok(());
+    }
+    let what: Vec<String> = layouts
+        .iter()
+        .map(|l| match &l.namespace {
+            Some(n) => format!("{} (mode={})", l.name, n.mode),
+            None => l.name.clone(),
+        })
+        .collect();
+    anyhow::bail!(
+        "{label}: no struct pages to initialise: {} (raw and sector mode namespaces have no memmap: no pfn device, so no struct pages; use mode=fsdax or mode=devdax)",
+        what.join(", ")
+    )
 }
 
 /// The strategy's parameters: its defaults for the scenario's CPUs per node, with
@@ -419,7 +511,15 @@ fn choose_window(
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Option<u64>> {
     let window = match &args.window {
-        Some(w) => Some(layout::parse_size(w).context("--window")?),
+        Some(w) => Some(
+            limits::at_most(
+                "--window",
+                layout::parse_size(w).context("--window")?,
+                limits::MAX_PHYS_END,
+                limits::WHY_PHYS,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
         None if args.target.is_none() => {
             let avail = target::mem_available_bytes().unwrap_or(u64::MAX);
             if full > avail / 10 * 6 {
@@ -736,4 +836,143 @@ pub fn render_human(rf: &RunFile, path: &Path) -> String {
     }
     w!("  run file: {}", path.display());
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<RunArgs, String> {
+        let base = [
+            "run",
+            "qemu-16g",
+            "--strategy",
+            "williams-mt",
+            "-o",
+            "x.json",
+        ];
+        Cli::try_parse_from(base.iter().copied().chain(extra.iter().copied()))
+            .map(|c| c.args)
+            .map_err(|e| e.to_string())
+    }
+
+    const COUNT_FLAGS: &[(&str, u64)] = &[
+        ("--threads", limits::MAX_THREADS as u64),
+        ("--fault-threads", limits::MAX_THREADS as u64),
+        ("--sub-ranges", limits::MAX_SUB_RANGES as u64),
+        ("--chunk-pages", limits::MAX_CHUNK_PAGES),
+        ("--touches", limits::MAX_TOUCHES),
+        ("--repeat", limits::MAX_REPEATS as u64),
+    ];
+
+    proptest! {
+        /// Any number for a count flag: taken when within its limit, else refused naming
+        /// the flag and the limit.
+        #[test]
+        fn count_flags_are_bounded(i in 0..COUNT_FLAGS.len(), v in prop_oneof![
+            0u64..10, 4090u64..4100, any::<u64>(), Just(u64::MAX)
+        ]) {
+            let (flag, max) = COUNT_FLAGS[i];
+            let value = v.to_string();
+            match parse(&[flag, &value]) {
+                Ok(a) => {
+                    let got = match flag {
+                        "--threads" => a.threads.map(u64::from),
+                        "--fault-threads" => a.fault_threads.map(u64::from),
+                        "--sub-ranges" => a.sub_ranges.map(u64::from),
+                        "--chunk-pages" => a.chunk_pages,
+                        "--touches" => a.touches,
+                        _ => Some(u64::from(a.repeat)),
+                    };
+                    prop_assert_eq!(got, Some(v));
+                    prop_assert!(v <= max);
+                }
+                Err(e) => {
+                    prop_assert!(e.contains(flag), "{}", e);
+                    prop_assert!(v > max || v == 0 || e.contains("whole number"), "{}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn think_time_is_finite_and_bounded(v in prop_oneof![
+            Just(f64::INFINITY), Just(f64::NAN), Just(-1.0), Just(1e300), 0.0f64..2e6
+        ]) {
+            match parse(&[&format!("--think-us={v}")]) {
+                Ok(a) => prop_assert!(a.think_us.is_some_and(|t| t.is_finite() && t <= limits::MAX_THINK_US)),
+                Err(e) => {
+                    prop_assert!(e.contains("--think-us"), "{}", e);
+                    prop_assert!(!(0.0..=limits::MAX_THINK_US).contains(&v), "{}", e);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn threads_over_all_ranges_are_bounded() {
+        // williams-8socket: 8 namespaces; 4096 threads each is 32768 in all
+        let a = parse(&["--threads", "4096"]).unwrap();
+        let a = RunArgs {
+            scenario: "williams-8socket".into(),
+            ..a
+        };
+        let e = format!("{:#}", prepare(&a).err().unwrap());
+        assert!(
+            e.contains("init threads") && e.contains("32768") && e.contains("4096"),
+            "{e}"
+        );
+    }
+
+    fn tmp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("memmap-runner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_empty_file_says_empty_file() {
+        for (name, text) in [("empty.jsonl", ""), ("blank.toml", "\n  \n")] {
+            let p = tmp(name, text);
+            let e = format!("{:#}", load_scenario(p.to_str().unwrap()).err().unwrap());
+            assert!(e.contains("empty file"), "{e}");
+            assert!(!e.contains("TOML parse error"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_sector_namespace_has_no_memmap_to_replay() {
+        let text = SHIPPED[0]
+            .1
+            .replace("mode = \"fsdax\"", "mode = \"sector\"");
+        assert!(text.contains("sector"));
+        let p = tmp("sector.toml", &text);
+        let a = RunArgs {
+            scenario: p.display().to_string(),
+            ..parse(&[]).unwrap()
+        };
+        let e = format!("{:#}", prepare(&a).err().unwrap());
+        assert!(e.contains("mode=sector") && e.contains("no memmap"), "{e}");
+        assert!(!e.contains("cannot map 0 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_trace_with_a_huge_node_is_refused_before_anything_is_sized() {
+        let header = r#"{"format":"memmap-lab-trace","version":1,"created_unix_s":0,"source":"live","kernel_release":"6.1","cmdline":"","numa_nodes":1,"cpus":4,"notes":[]}"#;
+        let ns = r#"{"kind":"namespace","name":"ns","mode":"fsdax","map":"dev","size_bytes":1073741824,"align_bytes":2097152,"start_phys":4294967296,"node":2147483648}"#;
+        let p = tmp("node.jsonl", &format!("{header}\n{ns}\n"));
+        let e = format!("{:#}", load_scenario(p.to_str().unwrap()).err().unwrap());
+        assert!(e.contains("host.nodes") || e.contains(".node"), "{e}");
+        assert!(e.contains("2147483648") || e.contains("2147483649"), "{e}");
+        assert!(e.contains("1024") || e.contains("1023"), "{e}");
+    }
 }

@@ -106,12 +106,21 @@ pub enum LayoutError {
         b: String,
         section_pfn: u64,
     },
+    /// A size or count over its limit (`crate::limits`); boxed to keep the error small.
+    #[error("{0}")]
+    Limit(Box<crate::limits::LimitError>),
     #[error("{a} and {b} share sub-section {subsection_pfn:#x} (fill_subsection_map: -EEXIST)")]
     SubsectionConflict {
         a: String,
         b: String,
         subsection_pfn: u64,
     },
+}
+
+impl From<crate::limits::LimitError> for LayoutError {
+    fn from(e: crate::limits::LimitError) -> Self {
+        LayoutError::Limit(Box::new(e))
+    }
 }
 
 pub(super) fn bad_field(kind: &'static str, field: &str, value: &str) -> LayoutError {

@@ -8,12 +8,15 @@ use super::{Altmap, HotplugSpec, LayoutError, LayoutParams, PageKind, RangeLayou
 
 /// `mhp_supports_memmap_on_memory` (mm/memory_hotplug.c, 6.1): the feature is on, the range
 /// is exactly one memory block, its memmap is PMD aligned and the rest is pageblock aligned.
+/// False for parameters that do not validate (nothing below can then divide by 0 or wrap).
 pub fn mhp_supports_memmap_on_memory(size: u64, p: &LayoutParams) -> bool {
+    if p.validate().is_err() || size != p.memory_block_size {
+        return false;
+    }
     let vmemmap_size = size / p.page_size * p.struct_page_size;
     let remaining = size - vmemmap_size.min(size);
     p.memmap_on_memory
         && p.subsection_hotplug
-        && size == p.memory_block_size
         && vmemmap_size.is_multiple_of(p.vmemmap_block_size)
         && remaining.is_multiple_of(p.pageblock_pages * p.page_size)
 }

@@ -295,7 +295,7 @@ fn compare_altmap_blocks(
 ) {
     let ps = p.page_size;
     // altmap_alloc_block_buf pr_debug lines
-    let alt: Vec<&VmemmapBlock> = l
+    let alt: Vec<VmemmapBlock> = l
         .vmemmap_blocks
         .iter()
         .filter(|b| matches!(b.backing, VmemmapBacking::Altmap { .. }) && b.bytes > 0)

@@ -50,13 +50,15 @@ mod range;
 mod spec;
 mod vmemmap;
 
+use crate::limits;
+
 pub use error::LayoutError;
 pub use hotplug::{hotplug_layout, hotplug_layout_in, mhp_supports_memmap_on_memory};
 pub use namespace::{namespace_layout, namespace_layout_in};
 pub use params::LayoutParams;
 pub use range::{check_ranges_disjoint, PageKind, PfnExtent, RangeLayout, Role};
 pub use spec::{format_size, parse_size, HotplugSpec, MapLocation, NamespaceSpec, NsMode};
-pub use vmemmap::{Altmap, VmemmapBacking, VmemmapBlock, VmemmapState};
+pub use vmemmap::{Altmap, VmemmapBacking, VmemmapBlock, VmemmapBlocks, VmemmapRun, VmemmapState};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -124,15 +126,38 @@ fn check_resource(name: &str, start: u64, size: u64, p: &LayoutParams) -> Result
         p.page_size,
         "resources are page granular",
     )?;
-    start
-        .checked_add(size)
-        .filter(|e| e.checked_mul(p.struct_page_size).is_some())
-        .ok_or(LayoutError::Overflow {
-            name: name.to_string(),
-            what: "range",
-            start,
-            size,
-        })
+    let end = start.checked_add(size).ok_or(LayoutError::Overflow {
+        name: name.to_string(),
+        what: "range",
+        start,
+        size,
+    })?;
+    // Every pfn, struct page offset and vmemmap address below is computed from a range
+    // that ends below 2^MAX_PHYSMEM_BITS (4 PiB): pfn * sizeof(struct page) <= 2^52 / 4 KiB
+    // * 4 KiB stays far below 2^64, so the arithmetic of the submodules cannot wrap.
+    limits::at_most(
+        &format!("{name}: start + size"),
+        Hex(end),
+        Hex(limits::MAX_PHYS_END),
+        limits::WHY_PHYS,
+    )?;
+    limits::at_most(
+        &format!("{name}: sections spanned"),
+        end.div_ceil(p.section_size) - start / p.section_size,
+        limits::MAX_SECTIONS,
+        "NR_MEM_SECTIONS = 1 << (MAX_PHYSMEM_BITS - SECTION_SIZE_BITS), 2^25 on x86_64 (include/linux/mmzone.h, 6.1)",
+    )?;
+    Ok(end)
+}
+
+/// A u64 shown as 0x-hex in limit errors.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+struct Hex(u64);
+
+impl std::fmt::Display for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
 }
 
 /// Namespaces and parameters shared by the unit tests of the submodules.

@@ -161,7 +161,7 @@ fn raw_layout(spec: &NamespaceSpec, p: &LayoutParams, res_end: u64) -> RangeLayo
         subsections: 0,
         memory_blocks: 0,
         pageblocks: 0,
-        vmemmap_blocks: Vec::new(),
+        vmemmap_blocks: Default::default(),
         extents: ex.0,
         kernel_rules: format!(
             "{}; {} namespace: no struct pages",
@@ -284,12 +284,13 @@ fn namespace_extents(
     if let Some(a) = sim.altmap {
         let mut cur = a.base_pfn + a.reserve;
         ex.push(info_end, cur, Role::AltmapReserve);
+        // Runs of contiguous allocations: one extent each.
         let mut blocks = sim.altmap_blocks.clone();
         blocks.sort_unstable();
-        for (bpfn, n) in blocks {
+        for (bpfn, n, count) in blocks {
             ex.push(cur, bpfn, Role::AlignPadding);
-            ex.push(bpfn, bpfn + n, Role::Memmap);
-            cur = bpfn + n;
+            ex.push(bpfn, bpfn + n * count, Role::Memmap);
+            cur = bpfn + n * count;
         }
         ex.push(cur, a.base_pfn + a.offset(), Role::AlignPadding);
     } else {
@@ -309,7 +310,48 @@ fn namespace_extents(
 /// (`for (pfn = start_pfn; pfn < end_pfn; pfn += pfns_per_compound)`: head via
 /// `__init_zone_device_page`, tails via `memmap_init_compound(..., compound_nr_pages())`).
 /// Counts are clamped at `end_pfn`.
+/// Counts are clamped at `end_pfn`. Computed in closed form (the loop runs once per
+/// compound page: 2^29 times for 1024 TiB with 2 MiB pages), see [`init_counts_loop`].
 fn init_counts(start: u64, end: u64, cp: u64, per_compound: u64, p: &LayoutParams) -> (u64, u64) {
+    let pb = p.pageblock_pages;
+    if cp == 1 || end <= start {
+        return (end.saturating_sub(start), multiples_in(start, end, pb));
+    }
+    // Compound pages at start + i*cp, i < n; all but the last are whole
+    // (end - pfn_{n-2} > cp >= per_compound).
+    let n = (end - start).div_ceil(cp);
+    let last = start + (n - 1) * cp;
+    let w_last = per_compound.min(end - last);
+    let written = (n - 1) * per_compound + w_last;
+    // Pageblock-aligned pfns x in [start, end) with (x - start) mod cp < per_compound: cp
+    // and pageblock_pages are powers of two, so one divides the other.
+    let pageblocks = if cp.is_multiple_of(pb) {
+        // Every compound page starts at the same offset within a pageblock.
+        (n - 1) * multiples_in(start, start + per_compound, pb)
+            + multiples_in(last, last + w_last, pb)
+    } else {
+        // pageblock_pages multiple of cp: every pageblock start sits at the same offset
+        // within its compound page.
+        let c0 = (cp - start % cp) % cp;
+        if c0 < per_compound {
+            multiples_in(start, end, pb)
+        } else {
+            0
+        }
+    };
+    (written, pageblocks)
+}
+
+/// The `memmap_init_zone_device` loop as the kernel runs it, one compound page at a time:
+/// the reference [`init_counts`] is tested against.
+#[cfg(test)]
+fn init_counts_loop(
+    start: u64,
+    end: u64,
+    cp: u64,
+    per_compound: u64,
+    p: &LayoutParams,
+) -> (u64, u64) {
     if cp == 1 {
         return (end - start, multiples_in(start, end, p.pageblock_pages));
     }
@@ -326,8 +368,29 @@ fn init_counts(start: u64, end: u64, cp: u64, per_compound: u64, p: &LayoutParam
 
 #[cfg(test)]
 mod tests {
+    use super::{init_counts, init_counts_loop};
     use crate::layout::test_fixtures::*;
     use crate::layout::*;
+
+    proptest::proptest! {
+        /// The closed form gives what the kernel's loop over compound pages counts.
+        #[test]
+        fn init_counts_closed_form_is_the_loop(
+            start in 0u64..(1 << 30),
+            len in 0u64..(1 << 20),
+            k in 0u32..19,
+            pc in 1u64..(1 << 18),
+            pbk in 0u32..14,
+        ) {
+            let cp = 1u64 << k;
+            let per_compound = 1 + (pc - 1) % cp;
+            let p = LayoutParams { pageblock_pages: 1 << pbk, ..p61() };
+            proptest::prop_assert_eq!(
+                init_counts(start, start + len, cp, per_compound, &p),
+                init_counts_loop(start, start + len, cp, per_compound, &p)
+            );
+        }
+    }
 
     /// Kernel figure (testbed-reference, excerpts/kprobe-fsdax-create.txt, Debian 6.1):
     /// fsdax map=mem, memmap_init_zone_device start_pfn=0x100000 nr_pages=4190208.

@@ -196,6 +196,65 @@ impl LayoutParams {
             self.compat_align,
             "compat_align",
         )?;
+        // Upper bounds, so that no product of parameters and pfns can wrap
+        // (crate::limits; docs/layout.md lists them).
+        use crate::limits::{
+            MAX_MEMORY_BLOCK_SIZE, MAX_PAGE_SIZE, MAX_PARAM_ALIGN, MAX_STRUCT_PAGE_SIZE,
+            MIN_PAGE_SIZE,
+        };
+        let within = |field: &'static str, v: u64, lo: u64, hi: u64, why: &str| {
+            if v < lo || v > hi {
+                Err(LayoutError::BadParams {
+                    field,
+                    reason: format!("{v} is outside the limits {lo}..={hi} ({why})"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        within(
+            "page_size",
+            self.page_size,
+            MIN_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+            "4 KiB on x86_64, 64 KiB the largest PAGE_SIZE of arm64/powerpc",
+        )?;
+        within(
+            "memory_block_size",
+            self.memory_block_size,
+            1,
+            MAX_MEMORY_BLOCK_SIZE,
+            "MAX_BLOCK_SIZE 2 GiB, arch/x86/mm/init_64.c, 6.1",
+        )?;
+        for (field, v) in [
+            ("vmemmap_block_size", self.vmemmap_block_size),
+            ("compat_align", self.compat_align),
+            ("region_align", self.region_align),
+            ("info_block_size", self.info_block_size),
+        ] {
+            within(field, v, 0, MAX_PARAM_ALIGN, "PUD_SIZE 1 GiB on x86_64")?;
+        }
+        within(
+            "max_struct_page_size",
+            self.max_struct_page_size,
+            1,
+            MAX_STRUCT_PAGE_SIZE,
+            "MAX_STRUCT_PAGE_SIZE is 64 or 128 in 6.1 (drivers/nvdimm/nd.h)",
+        )?;
+        within(
+            "pageblock_pages",
+            self.pageblock_pages,
+            1,
+            self.section_pages(),
+            "pageblock_order <= PFN_SECTION_SHIFT: SECTION_BLOCKFLAGS_BITS, include/linux/mmzone.h, 6.1",
+        )?;
+        within(
+            "vmemmap_block_size",
+            self.vmemmap_block_size,
+            self.page_size,
+            MAX_PARAM_ALIGN,
+            "a PMD maps at least one page",
+        )?;
         if self.max_struct_page_size == 0 {
             return Err(LayoutError::BadParams {
                 field: "max_struct_page_size",

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     align_down, align_up, Altmap, HotplugSpec, LayoutError, LayoutParams, NamespaceSpec,
-    VmemmapBacking, VmemmapBlock,
+    VmemmapBacking, VmemmapBlock, VmemmapBlocks,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ pub struct RangeLayout {
     /// Pageblocks whose migratetype the init sets (pageblock-aligned initialised pfns).
     pub pageblocks: u64,
     /// In pfn order, covering every pfn in range.
-    pub vmemmap_blocks: Vec<VmemmapBlock>,
+    pub vmemmap_blocks: VmemmapBlocks,
     /// Roles over [res_start, res_end) (plus any pre-5.3 section padding outside it), in pfn
     /// order, for the viewer.
     pub extents: Vec<PfnExtent>,
@@ -120,13 +120,8 @@ impl RangeLayout {
     }
 
     /// The vmemmap block holding the struct page of `pfn`.
-    pub fn vmemmap_block_of(&self, pfn: u64) -> Option<&VmemmapBlock> {
-        let i = self
-            .vmemmap_blocks
-            .partition_point(|b| b.first_pfn + b.nr_pfns <= pfn);
-        self.vmemmap_blocks
-            .get(i)
-            .filter(|b| b.first_pfn <= pfn && pfn < b.first_pfn + b.nr_pfns)
+    pub fn vmemmap_block_of(&self, pfn: u64) -> Option<VmemmapBlock> {
+        self.vmemmap_blocks.block_of(pfn)
     }
 
     /// Where the struct page of `pfn` lives: the backing, and the byte offset within that
@@ -168,12 +163,29 @@ impl RangeLayout {
     /// Vmemmap blocks per backing kind: (altmap, ram PMD, ram base-page units, memory block).
     pub fn vmemmap_block_counts(&self) -> (usize, usize, usize, usize) {
         let mut c = (0, 0, 0, 0);
-        for b in &self.vmemmap_blocks {
-            match b.backing {
-                VmemmapBacking::Altmap { .. } => c.0 += 1,
-                VmemmapBacking::Ram => c.1 += 1,
-                VmemmapBacking::RamBasePages => c.2 += 1,
-                VmemmapBacking::MemoryBlock { .. } => c.3 += 1,
+        for r in self.vmemmap_blocks.runs() {
+            let n = r.count as usize;
+            match r.first.backing {
+                VmemmapBacking::Altmap { .. } => c.0 += n,
+                VmemmapBacking::Ram => c.1 += n,
+                VmemmapBacking::RamBasePages => c.2 += n,
+                VmemmapBacking::MemoryBlock { .. } => c.3 += n,
+            }
+        }
+        c
+    }
+
+    /// Bytes of the vmemmap blocks per backing kind: (altmap, ram PMD, ram base-page
+    /// units, memory block), summed over the runs.
+    pub fn vmemmap_block_bytes(&self) -> (u64, u64, u64, u64) {
+        let mut c = (0, 0, 0, 0);
+        for r in self.vmemmap_blocks.runs() {
+            let n = r.total_bytes();
+            match r.first.backing {
+                VmemmapBacking::Altmap { .. } => c.0 += n,
+                VmemmapBacking::Ram => c.1 += n,
+                VmemmapBacking::RamBasePages => c.2 += n,
+                VmemmapBacking::MemoryBlock { .. } => c.3 += n,
             }
         }
         c

@@ -287,7 +287,13 @@ fn parse_field(kind: &'static str, field: &str, value: &str) -> Result<u64, Layo
 }
 
 fn parse_node(kind: &'static str, value: &str) -> Result<u32, LayoutError> {
-    value.parse().map_err(|_| bad_field(kind, "node", value))
+    let node: u32 = value.parse().map_err(|_| bad_field(kind, "node", value))?;
+    Ok(crate::limits::at_most(
+        &format!("{kind} spec field `node`"),
+        node,
+        crate::limits::MAX_NUMNODES - 1,
+        crate::limits::WHY_NODES,
+    )?)
 }
 
 fn parse_name(kind: &'static str, value: &str) -> Result<String, LayoutError> {

@@ -137,7 +137,7 @@ fn segment_placement(l: &RangeLayout, base: u64) -> anyhow::Result<Placed> {
     // RAM-backed 2 MiB vmemmap blocks get slots in order of appearance, so an
     // altmap namespace's few RAM blocks (partial sections) take a few slots
     // rather than the whole vmemmap span.
-    let mut ram_slots: Vec<u64> = Vec::new();
+    let mut ram_slots: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
     let mut segs = Vec::new();
     let mut extents: Vec<(u64, u64)> = Vec::new();
     for b in l.vmemmap_blocks.iter().filter(|b| b.nr_pfns > 0) {
@@ -156,13 +156,10 @@ fn segment_placement(l: &RangeLayout, base: u64) -> anyhow::Result<Placed> {
                     l.name,
                     b.first_pfn
                 );
-                let slot = match ram_slots.iter().position(|&x| x == block) {
-                    Some(i) => i,
-                    None => {
-                        ram_slots.push(block);
-                        ram_slots.len() - 1
-                    }
-                } as u64;
+                // A map, not a search of the list: 512 Ki blocks (64 TiB map=mem) made
+                // the linear search quadratic (minutes in prepare).
+                let next = ram_slots.len() as u64;
+                let slot = *ram_slots.entry(block).or_insert(next);
                 ram_base + slot * BLOCK + (b.first_pfn % pmd_pfns) * RECORD_BYTES as u64
             }
         };
