@@ -127,7 +127,7 @@ impl LineFormat for Emit {
                 out.push(TraceEvent::Iomem {
                     start,
                     end,
-                    name,
+                    name: name.to_string(),
                     depth: ((indent - self.base) / 2) as u32,
                 });
                 Line::Recognised
@@ -142,7 +142,7 @@ impl LineFormat for Emit {
 }
 
 /// (indentation in columns, start, end, name) or why the line is not an iomem line.
-fn parse_line(line: &str) -> Result<(usize, u64, u64, String), String> {
+fn parse_line(line: &str) -> Result<(usize, u64, u64, &str), String> {
     let mut indent = 0usize;
     let mut body = line;
     for (pos, c) in line.char_indices() {
@@ -156,23 +156,26 @@ fn parse_line(line: &str) -> Result<(usize, u64, u64, String), String> {
         }
     }
     let expected = "expected an iomem line `start-end : name` (hex addresses)";
-    let what = describe(body);
+    let what = || describe(body);
     let Some((range, name)) = body.split_once(" : ").or_else(|| body.split_once(':')) else {
-        return Err(format!("{expected}, found {what}"));
+        return Err(format!("{expected}, found {}", what()));
     };
     let Some((s, e)) = range.trim().split_once('-') else {
-        return Err(format!("{expected}, found {what}"));
+        return Err(format!("{expected}, found {}", what()));
     };
     let hex = |t: &str| -> Option<u64> {
         let t = t.trim();
         let t = t.strip_prefix("0x").unwrap_or(t);
-        if t.is_empty() || t.len() > 16 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if t.is_empty() || t.len() > 16 {
             return None;
         }
-        u64::from_str_radix(t, 16).ok()
+        t.bytes().try_fold(0u64, |v, b| {
+            let d = (b as char).to_digit(16)?;
+            Some(v << 4 | d as u64)
+        })
     };
     let (Some(start), Some(end)) = (hex(s), hex(e)) else {
-        return Err(format!("{expected}, found {what}"));
+        return Err(format!("{expected}, found {}", what()));
     };
     if end < start {
         return Err(format!(
@@ -185,7 +188,7 @@ fn parse_line(line: &str) -> Result<(usize, u64, u64, String), String> {
             "range {start:#x}-{end:#x} has no name ({expected})"
         ));
     }
-    Ok((indent, start, end, name.to_string()))
+    Ok((indent, start, end, name))
 }
 
 /// A short description of an unreadable line for the warning.

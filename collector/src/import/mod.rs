@@ -283,12 +283,14 @@ fn spawn_serializers(
             std::thread::spawn(move || loop {
                 let next = rx.lock().map(|r| r.recv());
                 let Ok(Ok((seq, batch))) = next else { return };
-                let mut bytes = Vec::with_capacity(batch.len() * 140);
+                let mut bytes = lines::new_buffer(batch.len() * 140);
                 memmap_model::trace::serialize_events(&batch, &mut bytes);
                 let warnings: Vec<TraceEvent> = batch
-                    .into_iter()
+                    .iter()
                     .filter(|e| matches!(e, TraceEvent::ImportWarning { .. }))
+                    .cloned()
                     .collect();
+                lines::recycle_batch(batch);
                 let n = (bytes.iter().filter(|&&b| b == b'\n').count()) as u64;
                 if done_tx.send((seq, bytes, n, warnings)).is_err() {
                     return;
@@ -330,6 +332,7 @@ fn spawn_writer(
                 }
                 w.write_serialized(&bytes, n)
                     .with_context(|| format!("write {out_name}"))?;
+                lines::recycle_buffer(bytes);
                 next += 1;
             }
         }

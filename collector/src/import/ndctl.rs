@@ -65,10 +65,14 @@ pub fn stream<R: Read + Seek>(
         events: Vec::new(),
         assumed_start_line: None,
         devices: 0,
+        sizes: SizeCache::default(),
     };
     let mut flush = |cx: &mut Cx, all: bool| -> bool {
         if (all && !cx.events.is_empty()) || cx.events.len() >= BATCH {
-            send(std::mem::take(&mut cx.events))
+            send(std::mem::replace(
+                &mut cx.events,
+                crate::import::lines::new_batch(),
+            ))
         } else {
             true
         }
@@ -104,6 +108,56 @@ struct Cx {
     assumed_start_line: Option<usize>,
     /// `NdDevice` events made.
     devices: u64,
+    sizes: SizeCache,
+}
+
+/// What [`namespace_size`] gave for a namespace shape. The layout check behind it costs
+/// ~30 us a namespace: a large listing repeats a few shapes.
+#[derive(Default)]
+struct SizeCache(std::collections::HashMap<SizeKey, Result<(u64, Option<String>), String>>);
+
+/// mode, map, align, start, usable interval, and the region's namespaces, size,
+/// available size and align.
+type SizeKey = (
+    bool,
+    bool,
+    u64,
+    u64,
+    (u64, u64),
+    Option<(usize, Option<(u64, u64)>, Option<(u64, u64)>, Option<u64>)>,
+);
+
+impl SizeCache {
+    const MAX: usize = 4096;
+
+    fn size(
+        &mut self,
+        spec: &mut NamespaceSpec,
+        usable: (u64, u64),
+        region: Option<&RegionCx>,
+    ) -> Result<Option<String>, String> {
+        let key: SizeKey = (
+            spec.mode == NsMode::Fsdax,
+            spec.map == MapLocation::Dev,
+            spec.align_bytes,
+            spec.start_phys,
+            usable,
+            region.map(|r| (r.namespaces, r.size, r.available, r.align)),
+        );
+        if let Some(r) = self.0.get(&key) {
+            return r.clone().map(|(size, note)| {
+                spec.size_bytes = size;
+                note
+            });
+        }
+        let r = namespace_size(spec, usable, region);
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0
+            .insert(key, r.clone().map(|note| (spec.size_bytes, note)));
+        r
+    }
 }
 
 /// The region around a namespace, for the namespace size.
@@ -289,7 +343,7 @@ impl Cx {
             node,
             start_phys: start,
         };
-        match namespace_size(&mut spec, usable, region) {
+        match self.sizes.size(&mut spec, usable, region) {
             Ok(note) => {
                 if let Some(note) = note {
                     self.warn(line, format!("{name}: {note}"));
