@@ -68,7 +68,8 @@ pub fn stream<R: Read + Seek>(
         sizes: SizeCache::default(),
     };
     let mut flush = |cx: &mut Cx, all: bool| -> bool {
-        if (all && !cx.events.is_empty()) || cx.events.len() >= BATCH {
+        // NdDevice events hold a dozen strings: smaller batches bound the memory in flight
+        if (all && !cx.events.is_empty()) || cx.events.len() >= BATCH / 4 {
             send(std::mem::replace(
                 &mut cx.events,
                 crate::import::lines::new_batch(),
@@ -1049,14 +1050,22 @@ fn long_array<R: Read>(
         first = false;
         w.ensure(p + DOC_MAX)?;
         let whole = w.eof && w.raw.is_empty();
-        match first_value::<Value>(w.s(p, w.end())) {
-            Some(Ok((v, n))) => {
-                match pass {
-                    Pass::Warn => objects += count_objects(&v),
-                    Pass::Walk => cx.walk(&v, lineno, None),
-                }
-                p += n;
-            }
+        let parsed = match pass {
+            Pass::Warn => first_value::<DevCount>(w.s(p, w.end())).map(|r| {
+                r.map(|(c, n)| {
+                    objects += c.0;
+                    n
+                })
+            }),
+            Pass::Walk => first_value::<Value>(w.s(p, w.end())).map(|r| {
+                r.map(|(v, n)| {
+                    cx.walk(&v, lineno, None);
+                    n
+                })
+            }),
+        };
+        match parsed {
+            Some(Ok(n)) => p += n,
             Some(Err(e)) if e.is_eof() && !whole => {
                 let line = w.line_at(p);
                 warn(
@@ -1132,6 +1141,61 @@ fn short(s: &str) -> String {
         format!("{t}...")
     } else {
         t
+    }
+}
+
+/// [`count_objects`] of a value, counted as it is read (nothing kept).
+struct DevCount(usize);
+
+impl<'de> serde::Deserialize<'de> for DevCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DevCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_unit<E>(self) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<DevCount, A::Error> {
+                let mut n = 0;
+                while let Some(DevCount(c)) = a.next_element()? {
+                    n += c;
+                }
+                Ok(DevCount(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<DevCount, A::Error> {
+                let (mut n, mut dev) = (0, false);
+                while let Some(k) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+                    dev |= k == "dev" || k == "chardev";
+                    n += a.next_value::<DevCount>()?.0;
+                }
+                Ok(DevCount(n + usize::from(dev)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
