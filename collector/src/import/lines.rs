@@ -25,8 +25,8 @@ pub const BATCH: usize = 8192;
 /// ~15 % of an import).
 static BATCHES: std::sync::Mutex<Vec<Vec<TraceEvent>>> = std::sync::Mutex::new(Vec::new());
 static BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-/// Buffers kept for reuse (the pipeline holds at most ~20 in flight).
-const POOL: usize = 24;
+/// Buffers kept for reuse (the pipeline holds at most ~12 in flight).
+const POOL: usize = 12;
 
 /// An empty batch of events (a reused one when there is one).
 pub fn new_batch() -> Vec<TraceEvent> {

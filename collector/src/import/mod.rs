@@ -125,8 +125,8 @@ fn import_chunked(
         .with_context(|| format!("create {}", out.display()))?;
     // parse (this thread) -> serializer threads -> writer thread, batches numbered so
     // the writer restores their order.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Serialized>(8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Serialized>(4);
     let workers = spawn_serializers(rx, done_tx);
     let writer = spawn_writer(w, done_rx, out.display().to_string());
     let mut seq = 0u64;
