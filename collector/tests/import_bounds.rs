@@ -328,6 +328,8 @@ fn write_large(f: Format, path: &Path, bytes: usize) {
 }
 
 /// Runs `import` on `input`; (exit status, peak RSS in KiB from wait4, stderr).
+// reaped by wait4 (for its rusage), not by Child::wait
+#[allow(clippy::zombie_processes)]
 fn import_peak_rss(f: Format, input: &Path, out: &Path) -> (bool, u64, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_memmap-collect"))
         .args(["import", "--format", f.name()])
