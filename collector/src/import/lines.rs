@@ -17,7 +17,7 @@ pub const FIRST_SKIPS: usize = 5;
 /// Longest line read (longer ones are skipped with a warning; no format has them).
 pub const MAX_LINE: usize = 1 << 20;
 /// Events handed on at a time.
-pub const BATCH: usize = 8192;
+pub const BATCH: usize = 4096;
 
 /// Emptied event batches and serialized-byte buffers handed back by the serializer and
 /// writer threads: reused, they spare the allocator fresh pages for every batch (it
