@@ -1,49 +1,40 @@
 #!/usr/bin/env bash
-# ftrace importer throughput (docs: collector/src/import/ftrace.rs). Generates ~100 MB of
-# trace text in /tmp by repeating the real corpus captures (fs_dax tracepoints from ext4
-# and xfs, kprobes, function_graph with nesting, leaves, CPU migration, markers) with
-# increasing timestamps, builds release, and runs collector/examples/bench_import.rs
-# (line by line FtraceParser over a byte buffer; 5 repeats, MB/s min/median/max).
-# Usage: scripts/bench-import.sh [MB] [REPEATS]     Target: >= 200 MB/s median.
+# Importer throughput and peak RSS, end to end (issue 14; docs: collector/src/import/,
+# the formats in import/ftrace/, dmesg.rs, perf_script.rs, ndctl.rs, iomem.rs on the shared
+# machinery of import/lines.rs). For each format, generates an input of MB megabytes in
+# /tmp from the corpus captures (scripts/gen-import-input.py: ftrace tracepoints, kprobes
+# and function_graph; dmesg boot logs; perf script samples and callchains; /proc/iomem
+# tables; one ndctl JSON array of namespaces), builds release, and runs
+#   memmap-collect import --format F INPUT -o /tmp/...jsonl
+# under /usr/bin/time -v, REPEATS times: MB/s (input bytes / wall time) and peak RSS
+# (Maximum resident set size), min / median / max.
+# Usage: scripts/bench-import.sh [MB] [REPEATS] [FORMATS...]   (default 1000 3, all five)
+# Targets: >= 150 MB/s, peak RSS <= 64 MiB on 1 GB. The parse-only ftrace bench is
+# collector/examples/bench_import.rs (target/release/examples/bench_import FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MB=${1:-100}
-REPEATS=${2:-5}
-gen=${BENCH_FILE:-/tmp/memmap-bench-ftrace-${MB}M.txt}
-if [ ! -s "$gen" ]; then
-python3 - "$gen" "$MB" <<'PY'
-import re, sys
-out, mb = sys.argv[1], int(sys.argv[2])
-corpus = "collector/tests/corpus/"
-files = ["ftrace-fs_dax-ext4.excerpt.txt", "ftrace-fs_dax-xfs.excerpt.txt",
-         "ftrace-kprobe-fsdax-create.txt", "ftrace-fgraph-devdax-dev-create.txt",
-         "ftrace-fgraph-hotplug-1G-add-online.txt", "ftrace-fgraph-fsdax-mem-destroy.excerpt.txt"]
-ev = re.compile(r'^(\s*(?:\d+:)?\s*\S.*?\[\d+\]\s+(?:\S+\s+)?)(\d+\.\d+)(:.*)$')
-fg = re.compile(r'^(\s*)(\d+\.\d+)( \|.*)$')
-tmpl = []
-for f in files:
-    for l in open(corpus + f):
-        l = l.rstrip("\n")
-        if l.startswith("#") or l.startswith("["):
-            continue
-        m = ev.match(l) or fg.match(l)
-        if m:
-            tmpl.append((m.group(1), float(m.group(2)), m.group(3)))
-        else:
-            tmpl.append((l, None, ""))
-size, k = 0, 0
-with open(out, "w") as w:
-    while size < mb * 1_000_000:
-        off = k * 100.0
-        buf = []
-        for pre, ts, suf in tmpl:
-            buf.append(pre if ts is None else "%s%.6f%s" % (pre, ts + off, suf))
-        s = "\n".join(buf) + "\n"
-        w.write(s)
-        size += len(s)
-        k += 1
-print(f"generated {out}: {size/1e6:.1f} MB, {k} copies of {len(tmpl)} corpus lines")
-PY
-fi
-cargo build --release -q -p memmap-collect --example bench_import
-target/release/examples/bench_import "$gen" "$REPEATS"
+MB=${1:-1000}
+REPEATS=${2:-3}
+shift $(( $# > 2 ? 2 : $# ))
+FORMATS=${*:-ftrace dmesg perf-script ndctl iomem}
+cargo build --release -q -p memmap-collect
+bin=${CARGO_TARGET_DIR:-target}/release/memmap-collect
+out=/tmp/memmap-bench-import-out.jsonl
+printf '%-12s %8s  %-26s %-22s\n' format "MB" "MB/s min/median/max" "peak RSS MiB min/med/max"
+for f in $FORMATS; do
+    gen=/tmp/memmap-bench-${f}-${MB}M.txt
+    [ -s "$gen" ] || python3 scripts/gen-import-input.py "$f" "$MB" "$gen" >&2
+    bytes=$(stat -c %s "$gen")
+    rates=() rss=()
+    for _ in $(seq "$REPEATS"); do
+        /usr/bin/time -v "$bin" import --format "$f" "$gen" -o "$out" 2>/tmp/memmap-bench-time.txt >/dev/null
+        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' /tmp/memmap-bench-time.txt)
+        kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' /tmp/memmap-bench-time.txt)
+        rates+=("$(awk -v b="$bytes" -v s="$wall" 'BEGIN {printf "%.0f", b/1e6/s}')")
+        rss+=("$(awk -v k="$kb" 'BEGIN {printf "%.1f", k/1024}')")
+    done
+    r=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%s / %s / %s", a[1], a[int((NR+1)/2)], a[NR]}')
+    m=$(printf '%s\n' "${rss[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%s / %s / %s", a[1], a[int((NR+1)/2)], a[NR]}')
+    printf '%-12s %8.0f  %-26s %-22s\n' "$f" "$(awk -v b="$bytes" 'BEGIN {print b/1e6}')" "$r" "$m"
+done
+rm -f "$out"

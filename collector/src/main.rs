@@ -324,14 +324,23 @@ fn run(cli: Cli) -> Result<u8> {
             }
             if st.warning_count > st.warnings.len() as u64 {
                 eprintln!(
-                    "... {} more unreadable lines (import-warning events in the trace)",
+                    "... {} more warnings (import-warning events in the trace)",
                     st.warning_count - st.warnings.len() as u64
                 );
             }
+            // the first skipped lines of every file, unless printed above
+            for (f, l, r) in &st.first_skips {
+                if !st.warnings.iter().any(|w| (&w.0, w.1) == (f, *l)) {
+                    eprintln!("{f}:{l}: {r}");
+                }
+            }
             eprintln!(
-                "imported {} events ({} unreadable lines) into {}",
+                "imported {} events from {} lines ({} recognised as {}, {} skipped) into {}",
                 st.events - st.warning_count,
-                st.warning_count,
+                st.lines,
+                st.recognised,
+                format.name(),
+                st.skipped,
                 output.display()
             );
             Ok(0)

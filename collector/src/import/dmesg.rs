@@ -9,6 +9,7 @@
 //! monotonic timestamp get the previous line's time (0 before the first timestamp);
 //! lines without a level get 6 (info).
 
+use crate::import::lines::{Line, LineFormat};
 use memmap_model::trace::TraceEvent;
 
 const LEVELS: [&str; 8] = [
@@ -71,12 +72,16 @@ fn parse_secs(s: &str) -> Option<u64> {
     crate::import::ftrace::parse_ts(s.trim())
 }
 
-/// A kernel log line taken apart: (t_ns if the line has one, level if it has one, text).
-/// `Err` names what a line that started like a known prefix was missing.
-fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
+/// A kernel log line taken apart: (t_ns if the line has one, level if it has one, text,
+/// whether a kernel log prefix was recognised). `Err` names what a line that started
+/// like a known prefix was missing.
+type Split<'a> = (Option<u64>, Option<u8>, &'a str, bool);
+
+fn split_line(line: &str) -> Result<Split<'_>, String> {
     let mut s = line;
     let mut level = None;
     let mut t = None;
+    let mut known = false;
     // /dev/kmsg record: "6,1234,12345678,-;text"
     if let Some((head, text)) = s.split_once(';') {
         let parts: Vec<&str> = head.split(',').collect();
@@ -87,7 +92,7 @@ fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
         {
             let pri: u64 = parts[0].parse().map_err(|_| "priority".to_string())?;
             let us: u64 = parts[2].parse().map_err(|_| "microseconds".to_string())?;
-            return Ok((us.checked_mul(1000), Some((pri & 7) as u8), text));
+            return Ok((us.checked_mul(1000), Some((pri & 7) as u8), text, true));
         }
     }
     // <6> prefix (dmesg -r / syslog raw)
@@ -96,6 +101,7 @@ fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
             if let Ok(p) = n.parse::<u32>() {
                 level = Some((p & 7) as u8);
                 s = rest;
+                known = true;
             }
         }
     }
@@ -106,6 +112,7 @@ fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
                 if let Some(i) = LEVELS.iter().position(|l| *l == lv.trim()) {
                     level = Some(i as u8);
                     s = rest2.strip_prefix(' ').unwrap_or(rest2);
+                    known = true;
                 }
             }
         }
@@ -115,11 +122,15 @@ fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
     let tb = trimmed.as_bytes();
     if tb.len() > 4 && tb[3] == b' ' && MONTHS.iter().any(|m| m.as_bytes() == &tb[..3]) {
         match trimmed.find(" kernel: ") {
-            Some(k) => s = &trimmed[k + " kernel: ".len()..],
+            Some(k) => {
+                s = &trimmed[k + " kernel: ".len()..];
+                known = true;
+            }
             None => {
                 if let Some(c) = trimmed.find(": ") {
                     // another program's line in a syslog file: keep it as text
                     s = &trimmed[c + 2..];
+                    known = true;
                 }
             }
         }
@@ -134,6 +145,7 @@ fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
         } else if let Some(sp) = trimmed.find(' ') {
             s = &trimmed[sp + 1..];
         }
+        known = true;
     }
     // "[   12.345678] "
     let st = s.trim_start();
@@ -147,6 +159,7 @@ fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
             Some(v) => {
                 t = Some(v);
                 s = text;
+                known = true;
                 // journalctl -o short-monotonic: "[ 12.3] host kernel: text"
                 if let Some((host, rest)) = s.split_once(' ') {
                     if let Some(r2) = rest.strip_prefix("kernel: ") {
@@ -169,48 +182,95 @@ fn split_line(line: &str) -> Result<(Option<u64>, Option<u8>, &str), String> {
                 // dmesg -T "[Fri Nov 21 10:00:01 2025] text": wall clock only
                 if inside.len() >= 20 && inside.contains(':') {
                     s = text;
+                    known = true;
                 }
             }
         }
     }
-    Ok((t, level, s))
+    Ok((t, level, s, known))
+}
+
+/// Streaming kernel log parser; see the module documentation.
+pub struct DmesgParser {
+    file: String,
+    last_t: u64,
+}
+
+impl DmesgParser {
+    pub fn new(file: &str) -> Self {
+        DmesgParser {
+            file: file.to_string(),
+            last_t: 0,
+        }
+    }
+
+    fn warn(&self, lineno: usize, reason: String, out: &mut Vec<TraceEvent>) -> Line {
+        out.push(TraceEvent::ImportWarning {
+            file: self.file.clone(),
+            line: lineno,
+            reason,
+        });
+        Line::Skipped
+    }
+}
+
+/// Bytes no text line holds: replaced invalid UTF-8 and control characters other than
+/// tab and escape (`dmesg --color` output holds escapes).
+fn binary(s: &str) -> bool {
+    s.chars()
+        .any(|c| c == '\u{fffd}' || (c < ' ' && c != '\t' && c != '\x1b') || c == '\x7f')
+}
+
+impl LineFormat for DmesgParser {
+    fn line(&mut self, lineno: usize, raw: &str, out: &mut Vec<TraceEvent>) -> Line {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            return Line::Ignored;
+        }
+        match split_line(line) {
+            Ok((_, _, _, false)) if binary(line) => self.warn(
+                lineno,
+                format!(
+                    "expected a kernel log line, found binary data (invalid UTF-8 or control \
+                     characters): {:?}",
+                    crate::import::ftrace::clip(line)
+                ),
+                out,
+            ),
+            Ok((t, level, msg, known)) => {
+                if let Some(t) = t {
+                    self.last_t = t;
+                }
+                let msg = msg.trim_end();
+                out.push(TraceEvent::KernelLog {
+                    t_ns: self.last_t,
+                    level: level.unwrap_or(6),
+                    text: msg.to_string(),
+                });
+                if let Some(e) = structured(self.last_t, msg) {
+                    out.push(e);
+                }
+                if known {
+                    Line::Recognised
+                } else {
+                    Line::Kept
+                }
+            }
+            Err(expected) => self.warn(
+                lineno,
+                format!(
+                    "expected a kernel log line ('[seconds.micros] text', '<level>[..] text', \
+                     'Mon dd hh:mm:ss host kernel: text'); found {expected}"
+                ),
+                out,
+            ),
+        }
+    }
 }
 
 /// Imports a kernel log; see the module documentation.
 pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
-    let mut out = Vec::new();
-    let mut last_t = 0u64;
-    for (i, raw) in text.split('\n').enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.trim().is_empty() {
-            continue;
-        }
-        match split_line(line) {
-            Ok((t, level, msg)) => {
-                if let Some(t) = t {
-                    last_t = t;
-                }
-                let msg = msg.trim_end();
-                out.push(TraceEvent::KernelLog {
-                    t_ns: last_t,
-                    level: level.unwrap_or(6),
-                    text: msg.to_string(),
-                });
-                if let Some(e) = structured(last_t, msg) {
-                    out.push(e);
-                }
-            }
-            Err(expected) => out.push(TraceEvent::ImportWarning {
-                file: file.to_string(),
-                line: i + 1,
-                reason: format!(
-                    "expected a kernel log line ('[seconds.micros] text', '<level>[..] text', \
-                     'Mon dd hh:mm:ss host kernel: text'); found {expected}"
-                ),
-            }),
-        }
-    }
-    out
+    crate::import::lines::parse_text(text, &mut DmesgParser::new(file))
 }
 
 #[cfg(test)]

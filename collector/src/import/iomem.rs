@@ -6,50 +6,24 @@
 //! commands above or below the table, trailing blanks. A reader without CAP_SYS_ADMIN sees
 //! every address as 0; that gives one warning saying the addresses are hidden.
 
+use crate::import::lines::{self, Line, LineFormat, LineStats};
+use anyhow::Result;
 use memmap_model::trace::TraceEvent;
+use std::io::{Read, Seek};
 
 /// Parse `text` (the contents of `file`): one `Iomem` per resource line, an
 /// `ImportWarning` per line that is not one (with its 1-based line number), and one
 /// `ImportWarning` when all addresses are zero (read by a non-root user).
 pub fn parse(file: &str, text: &str) -> Vec<TraceEvent> {
-    let mut entries: Vec<(usize, usize, u64, u64, String)> = Vec::new(); // line, indent, start, end, name
     let mut events = Vec::new();
-    let warn = |line: usize, reason: String| TraceEvent::ImportWarning {
-        file: file.to_string(),
-        line,
-        reason,
+    let mut st = LineStats::default();
+    let mut r = std::io::Cursor::new(text.as_bytes());
+    let mut keep = |b: Vec<TraceEvent>| {
+        events.extend(b);
+        true
     };
-    for (i, raw) in text.split('\n').enumerate() {
-        let n = i + 1;
-        let line = raw.trim_end_matches(['\r', ' ', '\t', '\0']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_line(line) {
-            Ok((indent, start, end, name)) => entries.push((n, indent, start, end, name)),
-            Err(reason) => events.push(warn(n, reason)),
-        }
-    }
-    let base = entries.iter().map(|e| e.1).min().unwrap_or(0);
-    let all_zero = entries.len() > 1 && entries.iter().all(|e| e.2 == 0 && e.3 == 0);
-    if all_zero {
-        events.push(warn(
-            entries[0].0,
-            format!(
-                "all {} addresses are 0: /proc/iomem hides addresses from readers without \
-                 CAP_SYS_ADMIN; read it as root (sudo cat /proc/iomem) for the layout",
-                entries.len()
-            ),
-        ));
-    }
-    for (_, indent, start, end, name) in entries {
-        events.push(TraceEvent::Iomem {
-            start,
-            end,
-            name,
-            depth: ((indent - base) / 2) as u32,
-        });
-    }
+    // reading from memory cannot fail
+    let _ = stream(&mut r, file, lines::CHUNK, &mut st, &mut keep);
     events
 }
 
@@ -58,8 +32,117 @@ pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
     parse(file, text)
 }
 
+/// Streams `r` in two passes: the first warns about the lines that are not iomem
+/// lines and finds the smallest indentation (depth 0) and whether every address is
+/// zero; the second emits the `Iomem` events. Events in the order [`parse`] gives.
+pub fn stream<R: Read + Seek>(
+    r: &mut R,
+    name: &str,
+    chunk: usize,
+    st: &mut LineStats,
+    send: &mut impl FnMut(Vec<TraceEvent>) -> bool,
+) -> Result<bool> {
+    let mut scan = Scan {
+        file: name.to_string(),
+        base: usize::MAX,
+        entries: 0,
+        all_zero: true,
+        first_line: 0,
+    };
+    if !lines::parse_lines(&mut *r, name, chunk, &mut scan, st, send)? {
+        return Ok(false);
+    }
+    if scan.entries > 1 && scan.all_zero {
+        let w = TraceEvent::ImportWarning {
+            file: name.to_string(),
+            line: scan.first_line,
+            reason: format!(
+                "all {} addresses are 0: /proc/iomem hides addresses from readers without \
+                 CAP_SYS_ADMIN; read it as root (sudo cat /proc/iomem) for the layout",
+                scan.entries
+            ),
+        };
+        if !send(vec![w]) {
+            return Ok(false);
+        }
+    }
+    if scan.entries == 0 {
+        return Ok(true);
+    }
+    lines::rewind(r, name)?;
+    let mut emit = Emit { base: scan.base };
+    lines::parse_lines(r, name, chunk, &mut emit, &mut LineStats::default(), send)
+}
+
+/// First pass: warnings, depth 0, all-zero addresses.
+struct Scan {
+    file: String,
+    base: usize,
+    entries: u64,
+    all_zero: bool,
+    first_line: usize,
+}
+
+impl LineFormat for Scan {
+    fn line(&mut self, n: usize, raw: &str, out: &mut Vec<TraceEvent>) -> Line {
+        let line = raw.trim_end_matches(['\r', ' ', '\t', '\0']);
+        if line.trim().is_empty() {
+            return Line::Ignored;
+        }
+        match parse_line(line) {
+            Ok((indent, start, end, _)) => {
+                if self.entries == 0 {
+                    self.first_line = n;
+                }
+                self.entries += 1;
+                self.base = self.base.min(indent);
+                self.all_zero &= start == 0 && end == 0;
+                Line::Recognised
+            }
+            Err(reason) => {
+                out.push(TraceEvent::ImportWarning {
+                    file: self.file.clone(),
+                    line: n,
+                    reason,
+                });
+                Line::Skipped
+            }
+        }
+    }
+}
+
+/// Second pass: the `Iomem` events.
+struct Emit {
+    base: usize,
+}
+
+impl LineFormat for Emit {
+    fn line(&mut self, _: usize, raw: &str, out: &mut Vec<TraceEvent>) -> Line {
+        let line = raw.trim_end_matches(['\r', ' ', '\t', '\0']);
+        if line.trim().is_empty() {
+            return Line::Ignored;
+        }
+        match parse_line(line) {
+            Ok((indent, start, end, name)) => {
+                out.push(TraceEvent::Iomem {
+                    start,
+                    end,
+                    name: name.to_string(),
+                    depth: ((indent - self.base) / 2) as u32,
+                });
+                Line::Recognised
+            }
+            Err(_) => Line::Ignored,
+        }
+    }
+
+    fn overlong(&mut self, _: &str, _: usize, _: u64, _: &mut Vec<TraceEvent>) -> Line {
+        Line::Ignored // warned about in the first pass
+    }
+}
+
 /// (indentation in columns, start, end, name) or why the line is not an iomem line.
-fn parse_line(line: &str) -> Result<(usize, u64, u64, String), String> {
+fn parse_line(line: &str) -> Result<(usize, u64, u64, &str), String> {
     let mut indent = 0usize;
     let mut body = line;
     for (pos, c) in line.char_indices() {
@@ -73,23 +156,26 @@ fn parse_line(line: &str) -> Result<(usize, u64, u64, String), String> {
         }
     }
     let expected = "expected an iomem line `start-end : name` (hex addresses)";
-    let what = describe(body);
+    let what = || describe(body);
     let Some((range, name)) = body.split_once(" : ").or_else(|| body.split_once(':')) else {
-        return Err(format!("{expected}, found {what}"));
+        return Err(format!("{expected}, found {}", what()));
     };
     let Some((s, e)) = range.trim().split_once('-') else {
-        return Err(format!("{expected}, found {what}"));
+        return Err(format!("{expected}, found {}", what()));
     };
     let hex = |t: &str| -> Option<u64> {
         let t = t.trim();
         let t = t.strip_prefix("0x").unwrap_or(t);
-        if t.is_empty() || t.len() > 16 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if t.is_empty() || t.len() > 16 {
             return None;
         }
-        u64::from_str_radix(t, 16).ok()
+        t.bytes().try_fold(0u64, |v, b| {
+            let d = (b as char).to_digit(16)?;
+            Some(v << 4 | d as u64)
+        })
     };
     let (Some(start), Some(end)) = (hex(s), hex(e)) else {
-        return Err(format!("{expected}, found {what}"));
+        return Err(format!("{expected}, found {}", what()));
     };
     if end < start {
         return Err(format!(
@@ -102,7 +188,7 @@ fn parse_line(line: &str) -> Result<(usize, u64, u64, String), String> {
             "range {start:#x}-{end:#x} has no name ({expected})"
         ));
     }
-    Ok((indent, start, end, name.to_string()))
+    Ok((indent, start, end, name))
 }
 
 /// A short description of an unreadable line for the warning.

@@ -2,10 +2,18 @@
 //!
 //! Every importer tolerates what real pasted text contains and reports, with file and
 //! line, what it could not read (as `TraceEvent::ImportWarning`, also printed).
+//!
+//! Every importer streams: [`lines`] is the machinery they share (a line reader with one
+//! reused buffer, line numbers, byte offsets, lossy UTF-8, the counts of recognised and
+//! skipped lines); each format is a small parser on top of it, one file per format
+//! (ndctl JSON reads documents from a bounded window instead of lines). A file in which
+//! no line was recognised as the format is an error naming the file, the line and what
+//! was expected.
 
 pub mod dmesg;
 pub mod ftrace;
 pub mod iomem;
+pub mod lines;
 pub mod ndctl;
 pub mod perf_script;
 
@@ -48,23 +56,50 @@ impl Format {
             Format::Iomem => iomem::import(file, text),
         }
     }
+
+    /// What a line of the format looks like (for the error on input of another format).
+    pub fn expected(self) -> &'static str {
+        match self {
+            Format::Dmesg => {
+                "kernel log lines ('[seconds.micros] text', '<level>[..] text', \
+                 'Mon dd hh:mm:ss host kernel: text', '6,123,4567,-;text')"
+            }
+            Format::Ftrace => {
+                "ftrace lines ('task-pid [cpu] flags seconds.micros: event: payload' or \
+                 function_graph 'cpu) task-pid | duration | func() {')"
+            }
+            Format::PerfScript => {
+                "perf script samples ('comm tid [cpu] seconds.micros: sys:event: payload')"
+            }
+            Format::Ndctl => "ndctl/daxctl list JSON (objects with \"dev\" or \"chardev\")",
+            Format::Iomem => "/proc/iomem lines ('start-end : name', hex addresses)",
+        }
+    }
 }
 
-const CHUNK: usize = 4 << 20;
+use lines::{LineStats, CHUNK};
 
 /// What an import wrote.
 pub struct ImportStats {
     pub events: u64,
-    /// The first unreadable lines (file, line, reason) and how many there were.
+    /// The first import warnings (file, line, reason) and how many there were.
     pub warnings: Vec<(String, usize, String)>,
     pub warning_count: u64,
+    /// Lines read, recognised as the format, and skipped (unreadable), over all files.
+    pub lines: u64,
+    pub recognised: u64,
+    pub skipped: u64,
+    /// The first skipped lines of each file: (file, line, reason).
+    pub first_skips: Vec<(String, usize, String)>,
 }
 
-/// Import `files` into the trace `out`. ftrace text is streamed: read line by line,
-/// parsed on this thread and serialized on a writer thread (parse and JSON writing
-/// cost about the same, and the events of a 100 MB trace need not sit in memory).
+/// Import `files` into the trace `out`. Every format is streamed: read piece by piece,
+/// parsed on this thread and serialized on writer threads (parse and JSON writing
+/// cost about the same, and the events of a 1 GB capture need not sit in memory).
 /// A file that cannot be read at all is an error naming it; non-UTF-8 bytes are
-/// replaced (real logs contain them), not refused.
+/// replaced (real logs contain them), not refused. A file in which no line was
+/// recognised as `format` is an error (file, line, what was expected), after the
+/// events read so far were written.
 pub fn import_to(format: Format, files: &[impl AsRef<Path>], out: &Path) -> Result<ImportStats> {
     import_chunked(format, files, out, CHUNK)
 }
@@ -92,8 +127,8 @@ fn import_chunked(
         .context("the import's output")?;
     // parse (this thread) -> serializer threads -> writer thread, batches numbered so
     // the writer restores their order.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Serialized>(8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Serialized>(4);
     let workers = spawn_serializers(rx, done_tx);
     let writer = spawn_writer(w, done_rx, out.display().to_string());
     let mut seq = 0u64;
@@ -102,6 +137,8 @@ fn import_chunked(
         tx.send((seq - 1, batch)).is_ok()
     };
     let mut failed = None;
+    let mut all = LineStats::default();
+    let mut first_skips = Vec::new();
     for f in files {
         let f = f.as_ref();
         let name = f.display().to_string();
@@ -112,16 +149,21 @@ fn import_chunked(
                 break;
             }
         };
-        let sent = if format == Format::Ftrace {
-            stream_ftrace(fh, &name, chunk, &mut send)
-        } else {
-            let mut bytes = Vec::new();
-            match std::io::Read::read_to_end(&mut { fh }, &mut bytes) {
-                Ok(_) => Ok(send(format.parse(&name, &String::from_utf8_lossy(&bytes)))),
-                Err(e) => Err(anyhow::anyhow!("{name}: cannot read: {e}")),
-            }
-        };
+        let mut st = LineStats::default();
+        let sent = import_file(format, fh, &name, chunk, &mut st, &mut send);
+        all.lines += st.lines;
+        all.recognised += st.recognised;
+        all.skipped += st.skipped;
+        first_skips.extend(
+            st.first_skips
+                .iter()
+                .map(|(l, r)| (name.clone(), *l, r.clone())),
+        );
         match sent {
+            Ok(true) if st.recognised == 0 || mostly_skipped(format, &st) => {
+                failed = Some(not_this_format(format, &name, &st));
+                break;
+            }
             Ok(true) => {}
             // the serializers or the writer stopped: the writer's error says why
             Ok(false) => break,
@@ -135,9 +177,13 @@ fn import_chunked(
     for wk in workers {
         let _ = wk.join();
     }
-    let (st, w) = writer
+    let (mut st, w) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+    st.lines = all.lines;
+    st.recognised = all.recognised;
+    st.skipped = all.skipped;
+    st.first_skips = first_skips;
     match failed {
         // Dropping the unfinished writer removes its temporary file: no partial output.
         Some(e) => Err(e),
@@ -146,6 +192,86 @@ fn import_chunked(
                 .with_context(|| format!("write {}", out.display()))?;
             Ok(st)
         }
+    }
+}
+
+/// One file through its format's parser.
+fn import_file(
+    format: Format,
+    fh: std::fs::File,
+    name: &str,
+    chunk: usize,
+    st: &mut LineStats,
+    send: &mut impl FnMut(Vec<TraceEvent>) -> bool,
+) -> Result<bool> {
+    match format {
+        Format::Ftrace => lines::parse_lines(
+            fh,
+            name,
+            chunk,
+            &mut ftrace::FtraceParser::new(name),
+            st,
+            send,
+        ),
+        Format::Dmesg => lines::parse_lines(
+            fh,
+            name,
+            chunk,
+            &mut dmesg::DmesgParser::new(name),
+            st,
+            send,
+        ),
+        Format::PerfScript => lines::parse_lines(
+            fh,
+            name,
+            chunk,
+            &mut perf_script::PerfScriptParser::new(name),
+            st,
+            send,
+        ),
+        Format::Iomem => {
+            let mut fh = lines::rewindable(fh, name)?;
+            iomem::stream(&mut fh, name, chunk, st, send)
+        }
+        Format::Ndctl => {
+            let mut fh = lines::rewindable(fh, name)?;
+            ndctl::stream(&mut fh, name, chunk, st, send)
+        }
+    }
+}
+
+/// Fewer than 1 line in 50 recognised as a line format: another format (a dmesg with a
+/// stray ftrace-looking line, random bytes with a few `<6>` in them). ndctl's recognised
+/// count is of device objects, which span many lines: not compared.
+fn mostly_skipped(format: Format, st: &LineStats) -> bool {
+    format != Format::Ndctl && st.recognised.saturating_mul(50) < st.skipped
+}
+
+/// The error for a file in which no line, or almost none, was recognised as `format`.
+fn not_this_format(format: Format, name: &str, st: &LineStats) -> anyhow::Error {
+    let expected = format.expected();
+    let fmt = format.name();
+    match st.first_skips.first() {
+        _ if st.bytes == 0 => {
+            anyhow::anyhow!("{name}:1: no {fmt} input (the file is empty); expected {expected}")
+        }
+        Some((line, reason)) if st.recognised > 0 => anyhow::anyhow!(
+            "{name}:{line}: not {fmt} input: only {} of its {} lines were recognised, {} were \
+             skipped (line {line}: {reason}); expected {expected}",
+            st.recognised,
+            st.lines,
+            st.skipped
+        ),
+        Some((line, reason)) => anyhow::anyhow!(
+            "{name}:{line}: not {fmt} input: none of its {} lines was recognised ({} skipped; \
+             line {line}: {reason}); expected {expected}",
+            st.lines,
+            st.skipped
+        ),
+        None => anyhow::anyhow!(
+            "{name}:1: not {fmt} input: none of its {} lines was recognised; expected {expected}",
+            st.lines
+        ),
     }
 }
 
@@ -164,12 +290,14 @@ fn spawn_serializers(
             std::thread::spawn(move || loop {
                 let next = rx.lock().map(|r| r.recv());
                 let Ok(Ok((seq, batch))) = next else { return };
-                let mut bytes = Vec::with_capacity(batch.len() * 140);
+                let mut bytes = lines::new_buffer(batch.len() * 140);
                 memmap_model::trace::serialize_events(&batch, &mut bytes);
                 let warnings: Vec<TraceEvent> = batch
-                    .into_iter()
+                    .iter()
                     .filter(|e| matches!(e, TraceEvent::ImportWarning { .. }))
+                    .cloned()
                     .collect();
+                lines::recycle_batch(batch);
                 let n = (bytes.iter().filter(|&&b| b == b'\n').count()) as u64;
                 if done_tx.send((seq, bytes, n, warnings)).is_err() {
                     return;
@@ -191,6 +319,10 @@ fn spawn_writer(
             events: 0,
             warnings: Vec::new(),
             warning_count: 0,
+            lines: 0,
+            recognised: 0,
+            skipped: 0,
+            first_skips: Vec::new(),
         };
         let mut pending = std::collections::BTreeMap::new();
         let mut next = 0u64;
@@ -207,6 +339,7 @@ fn spawn_writer(
                 }
                 w.write_serialized(&bytes, n)
                     .with_context(|| format!("write {out_name}"))?;
+                lines::recycle_buffer(bytes);
                 next += 1;
             }
         }
@@ -214,64 +347,6 @@ fn spawn_writer(
         st.events = w.events_written;
         Ok((st, w))
     })
-}
-
-/// Parse one ftrace text file in `chunk`-byte pieces cut at the last newline (one
-/// UTF-8 check per chunk, lines split in place), handing batches to `send`.
-/// Ok(false) when `send` refused a batch (the pipeline stopped).
-fn stream_ftrace(
-    mut r: std::fs::File,
-    name: &str,
-    chunk: usize,
-    send: &mut impl FnMut(Vec<TraceEvent>) -> bool,
-) -> Result<bool> {
-    let mut p = ftrace::FtraceParser::new(name);
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk + 4096);
-    let mut batch = Vec::with_capacity(8192);
-    let mut lineno = 0;
-    let mut eof = false;
-    while !eof {
-        let have = buf.len();
-        buf.resize(have + chunk, 0);
-        let n = match std::io::Read::read(&mut r, &mut buf[have..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-            Err(e) => anyhow::bail!("{name}:{}: cannot read: {e}", lineno + 1),
-        };
-        buf.truncate(have + n);
-        eof = n == 0;
-        let cut = if eof {
-            buf.len()
-        } else {
-            match buf.iter().rposition(|&b| b == b'\n') {
-                Some(i) => i + 1,
-                None => continue, // a line longer than the chunk: read more
-            }
-        };
-        {
-            // from_utf8 validates ~4x faster than from_utf8_lossy's chunk
-            // iterator; the lossy copy is only for chunks with invalid bytes.
-            let text = match std::str::from_utf8(&buf[..cut]) {
-                Ok(s) => std::borrow::Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(&buf[..cut]),
-            };
-            let body = text.strip_suffix('\n').unwrap_or(&text);
-            if !body.is_empty() || cut > 0 {
-                for line in body.split('\n') {
-                    lineno += 1;
-                    p.line(lineno, line.strip_suffix('\r').unwrap_or(line), &mut batch);
-                    if batch.len() >= 8192
-                        && !send(std::mem::replace(&mut batch, Vec::with_capacity(8192)))
-                    {
-                        return Ok(false);
-                    }
-                }
-            }
-        }
-        buf.drain(..cut);
-    }
-    p.finish(&mut batch);
-    Ok(send(batch))
 }
 
 #[cfg(test)]

@@ -19,26 +19,78 @@
 //! ndctl does not print physical addresses: a namespace without "resource" is placed at
 //! 0x100000000 (the first address above 4 GiB, where QEMU and most platforms put the
 //! first NVDIMM), with one warning.
+//!
+//! Streamed in bounded memory, in two passes over the input (the warnings about the text
+//! around and between the documents come before the devices, as they always did): a
+//! [`Window`] holds the text from the current document on, at most [`DOC_MAX`] ahead. A
+//! document that fits is read whole; a longer array (a 1 GB `ndctl list`) is read element
+//! by element, each element at most [`DOC_MAX`]; a longer object is skipped with a warning.
 
+use crate::import::lines::{rewind, LineStats, BATCH, CHUNK};
+use anyhow::Result;
 use memmap_model::layout::{namespace_layout, LayoutParams, MapLocation, NamespaceSpec, NsMode};
 use memmap_model::trace::TraceEvent;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::{Read, Seek};
 
 /// Where a namespace without a "resource" field is assumed to start.
 pub const DEFAULT_START: u64 = 0x1_0000_0000;
 
 /// Import ndctl/daxctl JSON text (the contents of `file`).
 pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
+    let mut events = Vec::new();
+    let mut keep = |b: Vec<TraceEvent>| {
+        events.extend(b);
+        true
+    };
+    let mut r = std::io::Cursor::new(text.as_bytes());
+    // reading from memory cannot fail
+    let _ = stream(&mut r, file, CHUNK, &mut LineStats::default(), &mut keep);
+    events
+}
+
+/// Streams ndctl/daxctl JSON from `r` (two passes; see the module documentation),
+/// handing batches of events to `send`. `st` counts the lines, the device objects
+/// (recognised) and the lines skipped. Ok(false) when `send` refused a batch.
+pub fn stream<R: Read + Seek>(
+    r: &mut R,
+    name: &str,
+    chunk: usize,
+    st: &mut LineStats,
+    send: &mut impl FnMut(Vec<TraceEvent>) -> bool,
+) -> Result<bool> {
     let mut cx = Cx {
-        file: file.to_string(),
+        file: name.to_string(),
         events: Vec::new(),
         assumed_start_line: None,
+        devices: 0,
+        sizes: SizeCache::default(),
     };
-    let docs = scan_documents(text, &mut cx);
-    for (line, v) in docs {
-        cx.walk(&v, line, None);
+    let mut flush = |cx: &mut Cx, all: bool| -> bool {
+        // NdDevice events hold a dozen strings: smaller batches bound the memory in flight
+        if (all && !cx.events.is_empty()) || cx.events.len() >= BATCH / 4 {
+            send(std::mem::replace(
+                &mut cx.events,
+                crate::import::lines::new_batch(),
+            ))
+        } else {
+            true
+        }
+    };
+    let mut w = Window::new(&mut *r, name, chunk);
+    if !scan(&mut w, Pass::Warn, &mut cx, st, &mut flush)? || !flush(&mut cx, true) {
+        return Ok(false);
     }
+    st.bytes = w.end() as u64;
+    drop(w);
+    rewind(r, name)?;
+    let mut w = Window::new(&mut *r, name, chunk);
+    let mut st2 = LineStats::default();
+    if !scan(&mut w, Pass::Walk, &mut cx, &mut st2, &mut flush)? {
+        return Ok(false);
+    }
+    st.recognised = cx.devices;
     if let Some(line) = cx.assumed_start_line {
         cx.warn(
             line,
@@ -48,13 +100,65 @@ pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
             ),
         );
     }
-    cx.events
+    Ok(flush(&mut cx, true))
 }
 
 struct Cx {
     file: String,
     events: Vec<TraceEvent>,
     assumed_start_line: Option<usize>,
+    /// `NdDevice` events made.
+    devices: u64,
+    sizes: SizeCache,
+}
+
+/// What [`namespace_size`] gave for a namespace shape. The layout check behind it costs
+/// ~30 us a namespace: a large listing repeats a few shapes.
+#[derive(Default)]
+struct SizeCache(std::collections::HashMap<SizeKey, Result<(u64, Option<String>), String>>);
+
+/// mode, map, align, start, usable interval, and the region's namespaces, size,
+/// available size and align.
+type SizeKey = (
+    bool,
+    bool,
+    u64,
+    u64,
+    (u64, u64),
+    Option<(usize, Option<(u64, u64)>, Option<(u64, u64)>, Option<u64>)>,
+);
+
+impl SizeCache {
+    const MAX: usize = 4096;
+
+    fn size(
+        &mut self,
+        spec: &mut NamespaceSpec,
+        usable: (u64, u64),
+        region: Option<&RegionCx>,
+    ) -> Result<Option<String>, String> {
+        let key: SizeKey = (
+            spec.mode == NsMode::Fsdax,
+            spec.map == MapLocation::Dev,
+            spec.align_bytes,
+            spec.start_phys,
+            usable,
+            region.map(|r| (r.namespaces, r.size, r.available, r.align)),
+        );
+        if let Some(r) = self.0.get(&key) {
+            return r.clone().map(|(size, note)| {
+                spec.size_bytes = size;
+                note
+            });
+        }
+        let r = namespace_size(spec, usable, region);
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0
+            .insert(key, r.clone().map(|note| (spec.size_bytes, note)));
+        r
+    }
 }
 
 /// The region around a namespace, for the namespace size.
@@ -137,6 +241,7 @@ impl Cx {
                     if devtype.starts_with("nd_namespace") {
                         self.namespace(&name, map, line, region);
                     }
+                    self.devices += 1;
                     self.events.push(TraceEvent::NdDevice {
                         dev: name,
                         devtype: devtype.to_string(),
@@ -239,7 +344,7 @@ impl Cx {
             node,
             start_phys: start,
         };
-        match namespace_size(&mut spec, usable, region) {
+        match self.sizes.size(&mut spec, usable, region) {
             Ok(note) => {
                 if let Some(note) = note {
                     self.warn(line, format!("{name}: {note}"));
@@ -463,87 +568,361 @@ fn parse_size_text(s: &str) -> Option<(u64, u64)> {
     (any && lo <= hi).then_some((lo, hi))
 }
 
-/// Finds the JSON documents in `text`: a line whose first non-blank character is `{` or
-/// `[` starts one. Returns (1-based line where each starts, value); lines outside
-/// documents and documents that break get warnings in `cx`.
-fn scan_documents(text: &str, cx: &mut Cx) -> Vec<(usize, Value)> {
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
-    let line_of = |off: usize| line_starts.partition_point(|&s| s <= off);
-    let mut docs = Vec::new();
+/// The longest document read whole, and the longest element of a longer array.
+pub const DOC_MAX: usize = 2 << 20;
+/// The part of a line that is looked at for a warning (the rest is skipped unread).
+const LINE_MAX: usize = 1 << 20;
+
+/// The text of an input from the current position on, decoded as
+/// `String::from_utf8_lossy` of the whole input would be (pieces are cut after an ASCII
+/// byte, which ends every UTF-8 sequence). Positions are offsets in the decoded text.
+struct Window<R> {
+    r: R,
+    name: String,
+    chunk: usize,
+    text: String,
+    /// Position of `text[0]`.
+    base: usize,
+    /// Bytes read and not decoded yet (after the last ASCII byte).
+    raw: Vec<u8>,
+    eof: bool,
+    /// `line_at(anchor) == anchor_line`.
+    anchor: usize,
+    anchor_line: usize,
+}
+
+impl<R: Read> Window<R> {
+    fn new(r: R, name: &str, chunk: usize) -> Self {
+        Window {
+            r,
+            name: name.to_string(),
+            chunk: chunk.clamp(1, 1 << 20),
+            text: String::new(),
+            base: 0,
+            raw: Vec::new(),
+            eof: false,
+            anchor: 0,
+            anchor_line: 1,
+        }
+    }
+
+    fn end(&self) -> usize {
+        self.base + self.text.len()
+    }
+
+    /// Reads a piece; false at the end of the input.
+    fn more(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        let have = self.raw.len();
+        self.raw.resize(have + self.chunk, 0);
+        let n = loop {
+            match self.r.read(&mut self.raw[have..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.raw.truncate(have);
+                    let line = self.line_at(self.end());
+                    anyhow::bail!("{}:{line}: cannot read: {e}", self.name);
+                }
+            }
+        };
+        self.raw.truncate(have + n);
+        let cut = if n == 0 {
+            self.eof = true;
+            self.raw.len()
+        } else {
+            match self.raw.iter().rposition(|b| b.is_ascii()) {
+                Some(i) => i + 1,
+                // no ASCII byte in 4 chunks: not JSON anyway, cut anywhere
+                None if self.raw.len() >= 4 * self.chunk => self.raw.len(),
+                None => 0,
+            }
+        };
+        match std::str::from_utf8(&self.raw[..cut]) {
+            Ok(s) => self.text.push_str(s),
+            Err(_) => self
+                .text
+                .push_str(&String::from_utf8_lossy(&self.raw[..cut])),
+        }
+        self.raw.drain(..cut);
+        Ok(true)
+    }
+
+    /// The text reaches `abs` (or the input ends before).
+    fn ensure(&mut self, abs: usize) -> Result<()> {
+        while self.end() < abs && self.more()? {}
+        Ok(())
+    }
+
+    fn s(&self, a: usize, b: usize) -> &str {
+        &self.text[a - self.base..b - self.base]
+    }
+
+    /// The text before `abs` is not needed any more.
+    fn release(&mut self, abs: usize) {
+        let k = abs - self.base;
+        if k >= self.chunk && k * 2 >= self.text.len() {
+            self.line_at(abs);
+            let k = floor_char(&self.text, k);
+            self.text.drain(..k);
+            self.base += k;
+        }
+    }
+
+    /// 1-based line of position `abs` (at or after the released text).
+    fn line_at(&mut self, abs: usize) -> usize {
+        let (a, b) = (self.anchor.min(abs), self.anchor.max(abs));
+        let n = self.text.as_bytes()[a - self.base..b - self.base]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count();
+        self.anchor_line = if abs >= self.anchor {
+            self.anchor_line + n
+        } else {
+            self.anchor_line - n
+        };
+        self.anchor = abs;
+        self.anchor_line
+    }
+
+    /// End of the line at `pos` (its `\n`, or the end of the input), and whether the
+    /// whole line is in the text (false: only its first [`LINE_MAX`] bytes).
+    fn line_end(&mut self, pos: usize) -> Result<(usize, bool)> {
+        let mut from = pos;
+        loop {
+            if let Some(i) = self.text.as_bytes()[from - self.base..]
+                .iter()
+                .position(|&c| c == b'\n')
+            {
+                return Ok((from + i, true));
+            }
+            from = self.end();
+            if from - pos > LINE_MAX {
+                return Ok((
+                    floor_char(&self.text, pos + LINE_MAX - self.base) + self.base,
+                    false,
+                ));
+            }
+            if !self.more()? {
+                return Ok((self.end(), true));
+            }
+        }
+    }
+
+    /// The start of the line after the one at `pos` (or the end of the input); with
+    /// `release`, reading past an overlong line without keeping it (and the text before
+    /// `pos` is not needed any more).
+    fn next_line(&mut self, pos: usize, release: bool) -> Result<usize> {
+        let mut from = pos;
+        loop {
+            if let Some(i) = self.text.as_bytes()[from - self.base..]
+                .iter()
+                .position(|&c| c == b'\n')
+            {
+                return Ok(from + i + 1);
+            }
+            from = self.end();
+            if release {
+                self.release(from);
+            }
+            if !self.more()? {
+                return Ok(self.end());
+            }
+        }
+    }
+
+    /// The start of line `target`, scanning on from `pos` (on line `line`).
+    fn line_start(&mut self, mut pos: usize, mut line: usize, target: usize) -> Result<usize> {
+        while line < target && pos < self.end() {
+            pos = self.next_line(pos, false)?;
+            line += 1;
+            self.ensure(pos + 1)?;
+        }
+        Ok(pos.min(self.end()))
+    }
+
+    /// The end of the JSON value starting at `pos` by bracket matching (no validation),
+    /// reading on without keeping what was read; None if the input ends first.
+    fn skip_value(&mut self, pos: usize) -> Result<Option<usize>> {
+        let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+        let mut at = pos;
+        loop {
+            self.ensure(at + 1)?;
+            if at >= self.end() {
+                return Ok(None);
+            }
+            for (i, &b) in self.text.as_bytes()[at - self.base..].iter().enumerate() {
+                if in_str {
+                    match b {
+                        _ if esc => esc = false,
+                        b'\\' => esc = true,
+                        b'"' => in_str = false,
+                        _ => {}
+                    }
+                    continue;
+                }
+                match b {
+                    b'"' => in_str = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return Ok(Some(at + i + 1));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            at = self.end();
+            self.release(at);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Warnings about the text around the documents and where documents break.
+    Warn,
+    /// The devices of the documents.
+    Walk,
+}
+
+/// The first JSON value of `text` and the bytes it took.
+fn first_value<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Option<Result<(T, usize), serde_json::Error>> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
+    match stream.next()? {
+        Ok(v) => Some(Ok((v, stream.byte_offset()))),
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Where the document that starts at `start` (line `lineno`) broke, as the whole-text
+/// reader computed it: (line, position).
+fn break_at<R: Read>(
+    w: &mut Window<R>,
+    start: usize,
+    lineno: usize,
+    e: &serde_json::Error,
+) -> Result<(usize, usize)> {
+    let err_line = lineno + e.line().saturating_sub(1);
+    let line_start = if err_line == lineno {
+        start
+    } else {
+        w.line_start(start, lineno, err_line)?.max(start)
+    };
+    let err_off = (line_start + e.column().saturating_sub(1)).min(w.end());
+    let err_off = floor_char(&w.text, err_off - w.base) + w.base;
+    let mut err_line = err_line;
+    if w.eof && w.raw.is_empty() {
+        // lines of the whole text, as str::lines counts them
+        let end = w.end();
+        let total = w.line_at(end) - usize::from(w.text.ends_with('\n'));
+        err_line = err_line.min(total.max(1));
+    }
+    Ok((err_line, err_off))
+}
+
+/// Scans the documents of the input: a line whose first non-blank character is `{` or
+/// `[` starts one. In [`Pass::Warn`] warns (into `cx`, counted in `st`) about lines
+/// outside documents and documents that break; in [`Pass::Walk`] walks the documents
+/// (and what was complete of a broken one). Ok(false) when `flush` refused events.
+fn scan<R: Read>(
+    w: &mut Window<R>,
+    pass: Pass,
+    cx: &mut Cx,
+    st: &mut LineStats,
+    flush: &mut impl FnMut(&mut Cx, bool) -> bool,
+) -> Result<bool> {
+    let warn = |cx: &mut Cx, st: &mut LineStats, line: usize, reason: String| {
+        if pass == Pass::Warn {
+            st.skip(line, || reason.clone());
+            cx.warn(line, reason);
+        }
+    };
     let mut pos = 0usize;
-    while pos < text.len() {
-        let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
-        let line = &text[pos..line_end];
+    loop {
+        if !flush(cx, false) {
+            return Ok(false);
+        }
+        w.release(pos);
+        w.ensure(pos + 1)?;
+        if pos >= w.end() {
+            break;
+        }
+        let lineno = w.line_at(pos);
+        st.lines = lineno as u64;
+        let (le, _) = w.line_end(pos)?;
+        let line = w.s(pos, le);
         let trimmed = line.trim_start();
-        let lineno = line_of(pos);
         if trimmed.trim_end().is_empty() {
-            pos = line_end + 1;
+            pos = w.next_line(pos, true)?;
             continue;
         }
         if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
-            cx.warn(
-                lineno,
-                format!(
-                    "not ndctl/daxctl JSON (expected a line starting a JSON object or array), skipped: {:?}",
-                    short(line.trim())
-                ),
+            let reason = format!(
+                "not ndctl/daxctl JSON (expected a line starting a JSON object or array), skipped: {:?}",
+                short(line.trim())
             );
-            pos = line_end + 1;
+            warn(cx, st, lineno, reason);
+            pos = w.next_line(pos, true)?;
             continue;
         }
         let start = pos + (line.len() - trimmed.len());
-        let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
-        match stream.next() {
-            Some(Ok(v)) => {
-                docs.push((lineno, v));
-                let end = start + stream.byte_offset();
-                // The rest of the line after the document: junk unless blank.
-                let rest_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
-                let rest = text[end..rest_end].trim();
-                if !rest.is_empty() && !rest.starts_with('{') && !rest.starts_with('[') {
-                    cx.warn(
-                        line_of(end),
-                        format!("text after the JSON document skipped: {:?}", short(rest)),
-                    );
-                    pos = rest_end + 1;
-                } else if !rest.is_empty() {
-                    // Another document on the same line: scan it as its own line.
-                    pos = end + (text[end..].len() - text[end..].trim_start().len());
-                    if pos >= text.len() {
-                        break;
-                    }
-                    // Avoid an infinite loop: the next iteration starts at `pos`, which
-                    // begins with `{` or `[`.
-                    continue;
+        w.ensure(start + DOC_MAX)?;
+        let whole = w.eof && w.raw.is_empty();
+        let parsed = match pass {
+            Pass::Warn => first_value::<serde::de::IgnoredAny>(w.s(start, w.end()))
+                .map(|r| r.map(|(_, n)| (None, n))),
+            Pass::Walk => {
+                first_value::<Value>(w.s(start, w.end())).map(|r| r.map(|(v, n)| (Some(v), n)))
+            }
+        };
+        let end = match parsed {
+            None => {
+                pos = w.next_line(pos, true)?;
+                continue;
+            }
+            Some(Ok((v, n))) => {
+                if let Some(v) = v {
+                    cx.walk(&v, lineno, None);
+                }
+                start + n
+            }
+            Some(Err(e)) if e.is_eof() && !whole => {
+                // longer than DOC_MAX
+                let first = w.s(start, start + 1) == "[";
+                match if first {
+                    long_array(w, pass, cx, st, start, lineno, flush)?
                 } else {
-                    pos = rest_end + 1;
+                    let reason = format!(
+                        "a JSON object longer than {} MiB (ndctl prints small objects, or a \
+                         long array of them), skipped",
+                        DOC_MAX >> 20
+                    );
+                    warn(cx, st, lineno, reason);
+                    w.skip_value(start)?
+                } {
+                    Some(end) => end,
+                    None => break,
                 }
             }
             Some(Err(e)) => {
-                // Where it broke, relative to `start`.
-                let err_line = lineno + e.line().saturating_sub(1);
-                let err_off = line_starts
-                    .get(err_line.saturating_sub(1))
-                    .copied()
-                    .unwrap_or(text.len())
-                    .max(start);
-                let err_off = (err_off + e.column().saturating_sub(1)).min(text.len());
-                let err_off = floor_char(text, err_off);
-                let err_line = err_line.min(text.lines().count().max(1));
-                let partial = salvage(&text[start..err_off]);
+                let (err_line, err_off) = break_at(w, start, lineno, &e)?;
+                let partial = salvage(w.s(start, err_off));
                 let n = partial.as_ref().map_or(0, count_objects);
                 if partial.is_none() && err_line == lineno {
                     // `[root@host ~]# ...`, `[   12.3] dmesg`: not a document at all.
-                    cx.warn(
-                        lineno,
-                        format!(
-                            "not ndctl/daxctl JSON (expected a JSON object or array), skipped: {:?}",
-                            short(line.trim())
-                        ),
+                    let (le, _) = w.line_end(pos)?;
+                    let reason = format!(
+                        "not ndctl/daxctl JSON (expected a JSON object or array), skipped: {:?}",
+                        short(w.s(pos, le).trim())
                     );
-                    pos = line_end + 1;
+                    warn(cx, st, lineno, reason);
+                    pos = w.next_line(pos, true)?;
                     continue;
                 }
                 let what = if e.is_eof() {
@@ -551,25 +930,202 @@ fn scan_documents(text: &str, cx: &mut Cx) -> Vec<(usize, Value)> {
                 } else {
                     format!("JSON breaks ({e})")
                 };
-                cx.warn(
+                warn(
+                    cx,
+                    st,
                     err_line,
                     format!(
                         "{what}; kept the {n} complete device object(s) before line {err_line}, dropped the rest of the document started at line {lineno}"
                     ),
                 );
-                if let Some(v) = partial {
-                    docs.push((lineno, v));
+                if let (Pass::Walk, Some(v)) = (pass, partial) {
+                    cx.walk(&v, lineno, None);
                 }
                 // Resume on the line after the break (or after the start line).
                 let resume_line = err_line.max(lineno);
-                pos = line_starts.get(resume_line).copied().unwrap_or(text.len());
+                pos = w.line_start(pos, lineno, resume_line + 1)?;
+                continue;
+            }
+        };
+        // The rest of the line after the document: junk unless blank.
+        let (rest_end, _) = w.line_end(end)?;
+        let rest_full = w.s(end, rest_end);
+        let rest = rest_full.trim();
+        let lead = rest_full.len() - rest_full.trim_start().len();
+        if !rest.is_empty() && !rest.starts_with('{') && !rest.starts_with('[') {
+            let reason = format!("text after the JSON document skipped: {:?}", short(rest));
+            let at = w.line_at(end);
+            warn(cx, st, at, reason);
+            pos = w.next_line(end, true)?;
+        } else if !rest.is_empty() {
+            // Another document on the same line: scan it as its own line.
+            pos = end + lead;
+        } else {
+            pos = w.next_line(end, true)?;
+        }
+    }
+    let end = w.end();
+    st.lines = st.lines.max(w.line_at(end) as u64);
+    Ok(true)
+}
+
+/// An array document longer than [`DOC_MAX`] (starting at `start`, line `lineno`),
+/// element by element; the end of the array, or None when the input ends inside it (or
+/// after a break: then the scan resumes after the line that broke... not here: at the
+/// end of the input).
+fn long_array<R: Read>(
+    w: &mut Window<R>,
+    pass: Pass,
+    cx: &mut Cx,
+    st: &mut LineStats,
+    start: usize,
+    lineno: usize,
+    flush: &mut impl FnMut(&mut Cx, bool) -> bool,
+) -> Result<Option<usize>> {
+    let warn = |cx: &mut Cx, st: &mut LineStats, line: usize, reason: String| {
+        if pass == Pass::Warn {
+            st.skip(line, || reason.clone());
+            cx.warn(line, reason);
+        }
+    };
+    let mut p = start + 1;
+    let mut objects = 0usize;
+    let mut first = true;
+    // a break: (line, reason)
+    let broke = |w: &mut Window<R>, at: usize, msg: &str, objects: usize| {
+        let line = w.line_at(at);
+        let rel = line - lineno + 1;
+        (
+            line,
+            format!(
+                "JSON breaks ({msg} at line {rel}); kept the {objects} complete device object(s) \
+                 before line {line}, dropped the rest of the document started at line {lineno}"
+            ),
+        )
+    };
+    loop {
+        if !flush(cx, false) {
+            return Ok(None);
+        }
+        w.release(p);
+        // whitespace, then `]`, `,` or (first) an element
+        loop {
+            w.ensure(p + 1)?;
+            let rest = w.s(p, w.end());
+            let t = rest.trim_start();
+            p += rest.len() - t.len();
+            if !t.is_empty() || w.eof {
+                break;
+            }
+        }
+        if p >= w.end() {
+            let line = w.line_at(p);
+            warn(
+                cx,
+                st,
+                line,
+                format!(
+                    "input ends inside a JSON document (truncated paste?); kept the {objects} \
+                     complete device object(s) before line {line}, dropped the rest of the \
+                     document started at line {lineno}"
+                ),
+            );
+            return Ok(None);
+        }
+        let c = w.s(p, p + 1).to_string();
+        if c == "]" {
+            return Ok(Some(p + 1));
+        }
+        if !first {
+            if c != "," {
+                let (line, reason) = broke(w, p, "expected `,` or `]`", objects);
+                warn(cx, st, line, reason);
+                return resume_after(w, line);
+            }
+            p += 1;
+            w.ensure(p + 1)?;
+            let rest = w.s(p, w.end());
+            p += rest.len() - rest.trim_start().len();
+        }
+        first = false;
+        w.ensure(p + DOC_MAX)?;
+        let whole = w.eof && w.raw.is_empty();
+        let parsed = match pass {
+            Pass::Warn => first_value::<DevCount>(w.s(p, w.end())).map(|r| {
+                r.map(|(c, n)| {
+                    objects += c.0;
+                    n
+                })
+            }),
+            Pass::Walk => first_value::<Value>(w.s(p, w.end())).map(|r| {
+                r.map(|(v, n)| {
+                    cx.walk(&v, lineno, None);
+                    n
+                })
+            }),
+        };
+        match parsed {
+            Some(Ok(n)) => p += n,
+            Some(Err(e)) if e.is_eof() && !whole => {
+                let line = w.line_at(p);
+                warn(
+                    cx,
+                    st,
+                    line,
+                    format!(
+                        "an array element longer than {} MiB (ndctl prints small objects), skipped",
+                        DOC_MAX >> 20
+                    ),
+                );
+                match w.skip_value(p)? {
+                    Some(end) => p = end,
+                    None => return Ok(None),
+                }
             }
             None => {
-                pos = line_end + 1;
+                let (line, reason) = broke(w, p, "EOF while parsing a list", objects);
+                warn(cx, st, line, reason);
+                return Ok(None);
+            }
+            Some(Err(e)) => {
+                let el_line = w.line_at(p);
+                let (err_line, err_off) = break_at(w, p, el_line, &e)?;
+                let partial = salvage(w.s(p, err_off));
+                let n = objects + partial.as_ref().map_or(0, count_objects);
+                let what = if e.is_eof() {
+                    "input ends inside a JSON document (truncated paste?)".to_string()
+                } else {
+                    let msg = e.to_string();
+                    let msg = msg.rsplit_once(" at line ").map_or(&*msg, |(m, _)| m);
+                    format!("JSON breaks ({msg} at line {})", err_line - lineno + 1)
+                };
+                warn(
+                    cx,
+                    st,
+                    err_line,
+                    format!(
+                        "{what}; kept the {n} complete device object(s) before line {err_line}, dropped the rest of the document started at line {lineno}"
+                    ),
+                );
+                if let (Pass::Walk, Some(v)) = (pass, partial) {
+                    cx.walk(&v, lineno, None);
+                }
+                return resume_after(w, err_line);
             }
         }
     }
-    docs
+}
+
+/// After a break in a long array on line `line`: the scan goes on at the next line.
+fn resume_after<R: Read>(w: &mut Window<R>, line: usize) -> Result<Option<usize>> {
+    let at = w.anchor;
+    let l = w.line_at(at);
+    let next = w.line_start(at, l, line + 1)?;
+    if next >= w.end() {
+        return Ok(None);
+    }
+    // the caller takes this for the end of a document: the `\n` ending line `line`
+    Ok(Some(next - 1))
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -585,6 +1141,61 @@ fn short(s: &str) -> String {
         format!("{t}...")
     } else {
         t
+    }
+}
+
+/// [`count_objects`] of a value, counted as it is read (nothing kept).
+struct DevCount(usize);
+
+impl<'de> serde::Deserialize<'de> for DevCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DevCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_unit<E>(self) -> Result<DevCount, E> {
+                Ok(DevCount(0))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<DevCount, A::Error> {
+                let mut n = 0;
+                while let Some(DevCount(c)) = a.next_element()? {
+                    n += c;
+                }
+                Ok(DevCount(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<DevCount, A::Error> {
+                let (mut n, mut dev) = (0, false);
+                while let Some(k) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+                    dev |= k == "dev" || k == "chardev";
+                    n += a.next_value::<DevCount>()?.0;
+                }
+                Ok(DevCount(n + usize::from(dev)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -12,6 +12,7 @@
 //! `1ab70 _start+0x0 (/usr/lib/…/ld-linux-x86-64.so.2)`) and `#` header lines are skipped.
 
 use crate::import::ftrace::{clip, parse_ts, FtraceParser};
+use crate::import::lines::{Line, LineFormat};
 use memmap_model::trace::TraceEvent;
 
 fn is_ident(s: &str) -> bool {
@@ -62,16 +63,27 @@ fn parse_pid(tok: &str) -> Option<u32> {
     tid.parse().ok()
 }
 
-/// Imports `perf script` output; see the module documentation.
-pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
-    let mut p = FtraceParser::new(file);
-    let mut out = Vec::new();
-    for (i, raw) in text.split('\n').enumerate() {
-        let lineno = i + 1;
+/// Streaming `perf script` parser; see the module documentation.
+pub struct PerfScriptParser {
+    file: String,
+    p: FtraceParser,
+}
+
+impl PerfScriptParser {
+    pub fn new(file: &str) -> Self {
+        PerfScriptParser {
+            file: file.to_string(),
+            p: FtraceParser::new(file),
+        }
+    }
+}
+
+impl LineFormat for PerfScriptParser {
+    fn line(&mut self, lineno: usize, raw: &str, out: &mut Vec<TraceEvent>) -> Line {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let t = line.trim_ascii();
         if t.is_empty() || t.starts_with('#') {
-            continue;
+            return Line::Ignored;
         }
         let toks = tokens(line);
         let Some(ev_idx) = toks.iter().position(|(_, tok)| is_event_token(tok)) else {
@@ -82,17 +94,17 @@ pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
             let first = toks.first().map(|x| x.1).unwrap_or("");
             let hex_addr = !first.is_empty() && first.bytes().all(|b| b.is_ascii_hexdigit());
             if hex_addr && (first.len() >= 6 || (t.ends_with(')') && toks.len() >= 3)) {
-                continue;
+                return Line::Ignored;
             }
             out.push(TraceEvent::ImportWarning {
-                file: file.to_string(),
+                file: self.file.clone(),
                 line: lineno,
                 reason: format!(
                     "expected a perf script sample 'comm tid [cpu] seconds.micros: sys:event: payload', got {:?}",
                     clip(t)
                 ),
             });
-            continue;
+            return Line::Skipped;
         };
         let (ev_off, ev_tok) = toks[ev_idx];
         let name = &ev_tok[..ev_tok.len() - 1];
@@ -125,10 +137,27 @@ pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
             (Some((s, _)), Some((e, tok))) => &line[*s..*e + tok.len()],
             _ => "",
         };
-        p.event(lineno, t_ns, name, task, pid, cpu, payload, &mut out);
+        let n0 = out.len();
+        self.p
+            .event(lineno, t_ns, name, task, pid, cpu, payload, out);
+        let warned = out[n0..]
+            .iter()
+            .any(|e| matches!(e, TraceEvent::ImportWarning { line, .. } if *line == lineno));
+        if warned {
+            Line::Skipped
+        } else {
+            Line::Recognised
+        }
     }
-    p.finish(&mut out);
-    out
+
+    fn finish(&mut self, out: &mut Vec<TraceEvent>) {
+        self.p.finish(out);
+    }
+}
+
+/// Imports `perf script` output; see the module documentation.
+pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
+    crate::import::lines::parse_text(text, &mut PerfScriptParser::new(file))
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod lex;
 mod payload;
 
 use crate::correlate::{Correlator, FastMap};
+use crate::import::lines::{Line, LineFormat};
 use graph::Frame;
 use lex::is_report_header;
 use memmap_model::trace::TraceEvent;
@@ -77,12 +78,34 @@ impl FtraceParser {
     }
 
     /// Feed one line (no newline). Appends 0+ events; lines it cannot read become
-    /// `TraceEvent::ImportWarning{file, line, reason}` (reason says what was expected).
-    pub fn line(&mut self, lineno: usize, line: &str, out: &mut Vec<TraceEvent>) {
+    /// `TraceEvent::ImportWarning{file, line, reason}` (reason says what was expected)
+    /// and give [`Line::Skipped`].
+    pub fn line(&mut self, lineno: usize, line: &str, out: &mut Vec<TraceEvent>) -> Line {
+        let n0 = out.len();
+        let what = self.line_inner(lineno, line, out);
+        if what == Line::Recognised
+            && out[n0..]
+                .iter()
+                .any(|e| matches!(e, TraceEvent::ImportWarning { line, .. } if *line == lineno))
+        {
+            return Line::Skipped;
+        }
+        what
+    }
+
+    fn line_inner(&mut self, lineno: usize, line: &str, out: &mut Vec<TraceEvent>) -> Line {
         let line = line.strip_suffix('\r').unwrap_or(line);
         let t = line.trim_ascii_start();
-        if t.is_empty() || t.starts_with('#') {
-            return;
+        if t.is_empty() {
+            return Line::Ignored;
+        }
+        if t.starts_with('#') {
+            // "# tracer: function_graph": the header of a tracefs trace file
+            return if t.starts_with("# tracer: ") {
+                Line::Recognised
+            } else {
+                Line::Ignored
+            };
         }
         let b = t.as_bytes();
         // first '[' or '|' decides: event line (cpu bracket before any '|') or graph line
@@ -94,7 +117,8 @@ impl FtraceParser {
             let after = &t[i + 1..];
             let nd = after.bytes().take_while(u8::is_ascii_digit).count();
             if nd > 0 && after.as_bytes().get(nd) == Some(&b']') {
-                return self.event_line(lineno, t, i, nd, out);
+                self.event_line(lineno, t, i, nd, out);
+                return Line::Recognised;
             }
             if let Some(rest) = after.strip_prefix("LOST ") {
                 let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -103,16 +127,20 @@ impl FtraceParser {
                         source: format!("ftrace {}", t[..i].trim_ascii()),
                         count,
                     });
-                    return;
+                    return Line::Recognised;
                 }
             }
         }
         if i < b.len() {
-            return self.graph_line(lineno, t, out);
+            self.graph_line(lineno, t, out);
+            return Line::Recognised;
         }
         // no '[' / '|': separators, context switches, trace-cmd report headers
-        if t.starts_with("---") || t.contains("=>") || is_report_header(t) {
-            return;
+        if is_report_header(t) {
+            return Line::Recognised;
+        }
+        if t.starts_with("---") || t.contains("=>") {
+            return Line::Ignored;
         }
         self.warn(
             lineno,
@@ -123,6 +151,7 @@ impl FtraceParser {
             ),
             out,
         );
+        Line::Skipped
     }
 
     /// End of input: unmatched fault / kprobe starts, unmatched closing braces.
@@ -144,13 +173,16 @@ impl FtraceParser {
     }
 }
 
+impl LineFormat for FtraceParser {
+    fn line(&mut self, lineno: usize, line: &str, out: &mut Vec<TraceEvent>) -> Line {
+        FtraceParser::line(self, lineno, line, out)
+    }
+    fn finish(&mut self, out: &mut Vec<TraceEvent>) {
+        FtraceParser::finish(self, out)
+    }
+}
+
 /// Convenience over the parser: every line of `text`, then `finish`.
 pub fn import(file: &str, text: &str) -> Vec<TraceEvent> {
-    let mut p = FtraceParser::new(file);
-    let mut out = Vec::new();
-    for (i, l) in text.split('\n').enumerate() {
-        p.line(i + 1, l, &mut out);
-    }
-    p.finish(&mut out);
-    out
+    crate::import::lines::parse_text(text, &mut FtraceParser::new(file))
 }
