@@ -180,7 +180,8 @@ fn write_trace(
     header: &memmap_model::trace::TraceHeader,
     events: &[TraceEvent],
 ) -> Result<u64> {
-    let mut w = TraceWriter::create(path, header, &[]).context("the trace to write")?;
+    let mut w = TraceWriter::create(path, header, &[])
+        .with_context(|| format!("the trace to write, {}", path.display()))?;
     for e in events {
         w.write(e)
             .with_context(|| format!("write {}", path.display()))?;

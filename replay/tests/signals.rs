@@ -42,7 +42,7 @@ fn start_long_run(out: &Path) -> Reaper {
             "--strategy",
             "duyck",
             "--repeat",
-            "1000000",
+            "10000", // the limit of --repeat (model::limits::MAX_REPEATS)
             "-o",
         ])
         .arg(out)
@@ -216,7 +216,7 @@ fn an_interrupted_run_with_closed_stdout_and_stderr_still_saves_its_repeats() {
             "--strategy",
             "duyck",
             "--repeat",
-            "1000000",
+            "10000", // the limit of --repeat (model::limits::MAX_REPEATS)
             "-o",
         ])
         .arg(&out)
