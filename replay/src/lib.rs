@@ -8,6 +8,7 @@ pub mod engine;
 pub mod faults;
 pub mod interrupt;
 pub mod layout_cmd;
+pub mod page_init;
 pub mod runner;
 pub mod strategy;
 pub mod struct_page;

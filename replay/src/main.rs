@@ -44,16 +44,18 @@ fn main() -> ExitCode {
             for s in strategy::ALL {
                 let p = s.default_params(1);
                 println!(
-                    "{:20} threads={:<3} sub-ranges={:<4} store={:?}  {}",
+                    "{:22} threads={:<9} sub-ranges={:<4} store={:<12} {}\n{:22} {}",
                     s.name(),
-                    if s == strategy::Strategy::JordanPadata {
+                    if s == strategy::Strategy::JORDAN_PADATA {
                         "cpus/node".to_string()
                     } else {
                         p.threads.to_string()
                     },
                     p.sub_ranges,
-                    p.store,
-                    s.namespace_concurrency()
+                    p.store.as_str(),
+                    s.namespace_concurrency(),
+                    "",
+                    s.about()
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -59,8 +59,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
 pub struct RunArgs {
     /// Scenario file (TOML), trace file (memmap-lab-trace: replays its recorded namespaces), or the name of a shipped scenario (see `memmap-replay scenarios`).
     pub scenario: String,
-    /// Init strategy to replay.
-    #[arg(long, value_enum)]
+    /// Init strategy to replay (`memmap-replay strategies` lists them).
+    #[arg(long)]
     pub strategy: Strategy,
     /// Init threads per namespace (default: the strategy's own; at most 4096).
     #[arg(long, value_parser = threads_arg)]
@@ -71,9 +71,6 @@ pub struct RunArgs {
     /// Chunk in pages: padata minimum chunk, span granularity otherwise (default 32768 = one section).
     #[arg(long, value_parser = chunk_pages_arg)]
     pub chunk_pages: Option<u64>,
-    /// Store kind (default: the strategy's own).
-    #[arg(long, value_parser = ["regular", "non-temporal"])]
-    pub store: Option<String>,
     /// williams-async: lock per init thread as the patch does (thread), or per sub-range.
     #[arg(long, value_parser = ["thread", "sub-range"])]
     pub sync_lock: Option<String>,
@@ -442,11 +439,6 @@ fn strategy_params(
     if let Some(c) = args.chunk_pages {
         anyhow::ensure!(c >= 1, "--chunk-pages must be at least 1");
         params.chunk_pages = c;
-    }
-    match args.store.as_deref() {
-        Some("regular") => params.store = StoreKind::Regular,
-        Some("non-temporal") => params.store = StoreKind::NonTemporal,
-        _ => {}
     }
     if args.sync_lock.as_deref() == Some("sub-range") {
         params.sync_lock = SyncLock::SubRange;

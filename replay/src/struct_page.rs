@@ -1,5 +1,6 @@
-//! The 64-byte `struct page` record the kernel writes per pfn, and the store
-//! kernels that write runs of them (regular or non-temporal stores).
+//! The 64-byte `struct page` record the kernel leaves per pfn, built word by word for
+//! `--verify` independently of the era writers (`page_init`), and the store primitives
+//! (regular or non-temporal) the template writers and the bare loop use.
 //!
 //! Layout follows x86_64 Linux 6.1 with SPARSEMEM_VMEMMAP, NODES_SHIFT=10,
 //! NR_CPUS=8192 (Debian config): see docs/strategies.md, "What one record holds".
@@ -35,6 +36,9 @@ pub const ZONE_NORMAL: u64 = 2;
 pub const ZONE_DEVICE: u64 = 4;
 /// `_mapcount = -1` (low half) and `_refcount = 1` (high half), little endian.
 pub const COUNTS_WORD: u64 = (1u64 << 32) | 0xffff_ffff;
+/// Compound tails: `_mapcount = -1`, `_refcount = 0` (6.1 `memmap_init_compound`:
+/// `set_page_count(page, 0)` after `prep_compound_tail`).
+pub const TAIL_COUNTS_WORD: u64 = 0xffff_ffff;
 pub const COMPOUND_PAGE_DTOR: u64 = 1;
 
 pub fn page_vaddr(pfn: u64) -> u64 {
@@ -81,7 +85,8 @@ pub fn expected_record(pfn: u64, flags: u64, class: PageClass) -> [u64; 8] {
 }
 
 /// Record of page `i` (0 = head) of a compound page of `order` whose head is `head_pfn`
-/// (memmap_init_compound + prep_compound_head/tail, 6.1).
+/// (memmap_init_compound + prep_compound_head/tail, Debian 6.1.192 mm/mm_init.c and
+/// mm/page_alloc.c): built here word by word, independently of `page_init`'s writers.
 pub fn expected_compound_record(
     head_pfn: u64,
     i: u64,
@@ -98,7 +103,7 @@ pub fn expected_compound_record(
     r[0] = flags;
     r[1] = page_vaddr(head_pfn) | 1;
     r[3] = TAIL_MAPPING;
-    r[6] = COUNTS_WORD;
+    r[6] = TAIL_COUNTS_WORD;
     if i == 1 {
         // compound_dtor (byte 16), compound_order (17), compound_mapcount = -1 (20..24)
         r[2] = COMPOUND_PAGE_DTOR | ((order as u64) << 8) | (0xffff_ffffu64 << 32);
@@ -149,28 +154,6 @@ pub unsafe fn store_one(dst: *mut u8, rec: &[u64; 8], kind: StoreKind) {
 pub fn store_fence(kind: StoreKind) {
     if kind == StoreKind::NonTemporal {
         nt::fence();
-    }
-}
-
-/// System RAM records: lru self pointers differ per pfn.
-///
-/// # Safety
-/// `dst` must be valid for `n * 64` bytes and 16-byte aligned.
-#[inline]
-pub unsafe fn store_system_ram(
-    dst: *mut u8,
-    first_pfn: u64,
-    n: usize,
-    flags: u64,
-    kind: StoreKind,
-) {
-    let mut rec = [flags, 0, 0, 0, 0, 0, COUNTS_WORD, 0];
-    let mut lru = page_vaddr(first_pfn) + 8;
-    for i in 0..n {
-        rec[1] = lru;
-        rec[2] = lru;
-        store_one(dst.add(i * RECORD_BYTES), &rec, kind);
-        lru += RECORD_BYTES as u64;
     }
 }
 
@@ -288,29 +271,6 @@ mod tests {
     }
 
     #[test]
-    fn system_ram_records_point_to_themselves() {
-        let flags = base_flags(ZONE_NORMAL, 0);
-        let mut b = buf(4);
-        unsafe {
-            store_system_ram(
-                b.as_mut_ptr() as *mut u8,
-                100,
-                4,
-                flags,
-                StoreKind::NonTemporal,
-            )
-        };
-        store_fence(StoreKind::NonTemporal);
-        for (i, r) in b.iter().enumerate() {
-            assert_eq!(
-                *r,
-                expected_record(100 + i as u64, flags, PageClass::SystemRam)
-            );
-            assert_eq!(r[1], page_vaddr(100 + i as u64) + 8);
-        }
-    }
-
-    #[test]
     fn compound_tail_points_to_head() {
         let flags = base_flags(ZONE_DEVICE, 0);
         let head = expected_compound_record(512, 0, 9, flags, PGMAP_BASE);
@@ -321,5 +281,9 @@ mod tests {
         assert_eq!(t1[3] >> 32, 512);
         let t5 = expected_compound_record(512, 5, 9, flags, PGMAP_BASE);
         assert_eq!(t5[3], TAIL_MAPPING);
+        // Tails: refcount 0 (high half of word 6), mapcount -1; the head keeps 1.
+        assert_eq!(t5[6] >> 32, 0);
+        assert_eq!(t1[6] >> 32, 0);
+        assert_eq!(head[6] >> 32, 1);
     }
 }

@@ -52,11 +52,10 @@ impl Drop for Dir {
 fn args(scenario: &Path, out: PathBuf, target: Option<PathBuf>) -> RunArgs {
     RunArgs {
         scenario: scenario.display().to_string(),
-        strategy: Strategy::Duyck,
+        strategy: Strategy::DUYCK,
         threads: None,
         sub_ranges: None,
         chunk_pages: None,
-        store: None,
         sync_lock: None,
         target,
         destroy_data: false,
@@ -147,7 +146,7 @@ fn created_target_removed_unless_keep_target_existing_never_removed() {
     // Error after the target was created (a window too small for the writer threads):
     // removed too.
     let mut a = args(&scen, d.join("w.run.json"), Some(target.clone()));
-    a.strategy = Strategy::WilliamsMt;
+    a.strategy = Strategy::WILLIAMS_MT;
     a.threads = Some(4);
     a.window = Some("4M".into());
     let e = format!("{:#}", run(&a).unwrap_err());
@@ -169,7 +168,7 @@ fn created_target_removed_unless_keep_target_existing_never_removed() {
     a.destroy_data = true;
     run(&a).unwrap();
     assert!(target.exists(), "an existing target was removed");
-    a.strategy = Strategy::WilliamsMt;
+    a.strategy = Strategy::WILLIAMS_MT;
     a.threads = Some(4);
     a.window = Some("4M".into());
     let e = format!("{:#}", run(&a).unwrap_err());

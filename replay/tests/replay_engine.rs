@@ -66,7 +66,6 @@ fn args(scenario: &str, strategy: Strategy, out: PathBuf) -> RunArgs {
         threads: None,
         sub_ranges: None,
         chunk_pages: None,
-        store: None,
         sync_lock: None,
         target: None,
         destroy_data: false,
@@ -132,7 +131,7 @@ fn every_strategy_writes_every_record_the_layout_needs() {
             assert!(n.populate_start_ns <= n.populate_end_ns);
             assert!(n.available_ns <= n.complete_ns, "{}: {n:?}", s.name());
         }
-        if s == Strategy::LegacyDoublePass {
+        if s == Strategy::LEGACY_DOUBLE_PASS {
             assert!(rep.phases.iter().any(|p| p.name == "pgmap-pass"));
         }
     }
@@ -142,7 +141,7 @@ fn every_strategy_writes_every_record_the_layout_needs() {
 fn williams_async_is_available_before_complete_and_faults_see_initialised_pages() {
     let dir = tmpdir("async");
     let scen = scenario_file(&dir, "mixed.toml", MIXED);
-    let mut a = args(&scen, Strategy::WilliamsAsync, dir.join("a.run.json"));
+    let mut a = args(&scen, Strategy::WILLIAMS_ASYNC, dir.join("a.run.json"));
     a.threads = Some(1);
     a.sub_ranges = Some(64);
     a.touches = Some(2000);
@@ -168,7 +167,7 @@ fn williams_async_is_available_before_complete_and_faults_see_initialised_pages(
 fn verify_catches_a_single_wrong_or_missing_record() {
     let dir = tmpdir("corrupt");
     let scen = scenario_file(&dir, "mixed.toml", MIXED);
-    let mut a = args(&scen, Strategy::Duyck, dir.join("c.run.json"));
+    let mut a = args(&scen, Strategy::DUYCK, dir.join("c.run.json"));
     a.verify = false;
     a.faults = Some("none".into());
     let prep = runner::prepare(&a).unwrap();
@@ -212,9 +211,9 @@ pattern = "none"
 "#,
     );
     for s in [
-        Strategy::Duyck,
-        Strategy::LegacyDoublePass,
-        Strategy::WilliamsAsync,
+        Strategy::DUYCK,
+        Strategy::LEGACY_DOUBLE_PASS,
+        Strategy::WILLIAMS_ASYNC,
     ] {
         let mut a = args(&scen, s, dir.join("w.run.json"));
         a.window = Some("40M".into());
@@ -230,7 +229,7 @@ pattern = "none"
         assert_eq!(rep.metrics.struct_pages_written, 4u64 * 262144 - 16896);
     }
     // A window too small for the writer threads is refused rather than measured wrongly.
-    let mut a = args(&scen, Strategy::WilliamsMt, dir.join("w.run.json"));
+    let mut a = args(&scen, Strategy::WILLIAMS_MT, dir.join("w.run.json"));
     a.window = Some("4M".into());
     let e = runner::prepare(&a).err().expect("too small").to_string();
     assert!(e.contains("too small"), "{e}");
@@ -242,7 +241,7 @@ fn a_target_holding_data_is_refused_unless_destroy_data() {
     let scen = scenario_file(&dir, "mixed.toml", MIXED);
     let file = dir.join("precious.bin");
     std::fs::write(&file, vec![0xabu8; 1 << 20]).unwrap();
-    let mut a = args(&scen, Strategy::Duyck, dir.join("d.run.json"));
+    let mut a = args(&scen, Strategy::DUYCK, dir.join("d.run.json"));
     a.target = Some(file.clone());
     let e = format!("{:#}", runner::prepare(&a).err().expect("refused"));
     assert!(e.contains("--destroy-data"), "{e}");
@@ -265,7 +264,7 @@ fn bad_scenarios_name_file_and_line_or_field() {
     let bad = scenario_file(&dir, "bad.toml", &MIXED.replace("nodes = 2", "nodes = two"));
     let e = format!(
         "{:#}",
-        runner::prepare(&args(&bad, Strategy::Duyck, dir.join("b")))
+        runner::prepare(&args(&bad, Strategy::DUYCK, dir.join("b")))
             .err()
             .unwrap()
     );
@@ -280,14 +279,14 @@ fn bad_scenarios_name_file_and_line_or_field() {
     );
     let e = format!(
         "{:#}",
-        runner::prepare(&args(&bad, Strategy::Duyck, dir.join("b")))
+        runner::prepare(&args(&bad, Strategy::DUYCK, dir.join("b")))
             .err()
             .unwrap()
     );
     assert!(e.contains("bad2.toml") && e.contains("namespace[0]"), "{e}");
     let e = format!(
         "{:#}",
-        runner::prepare(&args("no-such", Strategy::Duyck, dir.join("b")))
+        runner::prepare(&args("no-such", Strategy::DUYCK, dir.join("b")))
             .err()
             .unwrap()
     );
@@ -299,7 +298,7 @@ fn run_files_are_complete_or_marked_interrupted() {
     let dir = tmpdir("runfile");
     let scen = scenario_file(&dir, "mixed.toml", MIXED);
     let out = dir.join("r.run.json");
-    let mut a = args(&scen, Strategy::JordanPadata, out.clone());
+    let mut a = args(&scen, Strategy::JORDAN_PADATA, out.clone());
     a.repeat = 2;
     let rf = runner::run(&a, Arc::new(AtomicBool::new(false))).unwrap();
     let back = RunFile::read(&out).unwrap();
@@ -309,7 +308,7 @@ fn run_files_are_complete_or_marked_interrupted() {
     assert!(!back.repeats[0].stalls.merged.decode().unwrap().is_empty());
     // Interrupted before the first repeat: a readable file, marked, nothing invented.
     let out2 = dir.join("i.run.json");
-    let a = args(&scen, Strategy::Duyck, out2.clone());
+    let a = args(&scen, Strategy::DUYCK, out2.clone());
     let rf = runner::run(&a, Arc::new(AtomicBool::new(true))).unwrap();
     assert!(rf.interrupted && !rf.complete && rf.repeats.is_empty());
     assert_eq!(RunFile::read(&out2).unwrap(), rf);
@@ -379,7 +378,7 @@ fn a_trace_replays_its_recorded_layout_and_faults() {
     std::fs::write(&path, text).unwrap();
     let a = args(
         &path.display().to_string(),
-        Strategy::WilliamsAsync,
+        Strategy::WILLIAMS_ASYNC,
         dir.join("t.run.json"),
     );
     let prep = runner::prepare(&a).unwrap();
@@ -391,7 +390,7 @@ fn a_trace_replays_its_recorded_layout_and_faults() {
     assert_eq!(rep.verify.unwrap().errors, 0);
     // A scenario without recorded faults cannot replay them.
     let scen = scenario_file(&dir, "mixed.toml", MIXED);
-    let mut a = args(&scen, Strategy::Duyck, dir.join("x.run.json"));
+    let mut a = args(&scen, Strategy::DUYCK, dir.join("x.run.json"));
     a.faults = Some("trace".into());
     let e = format!("{:#}", runner::prepare(&a).err().unwrap());
     assert!(e.contains("no recorded DAX faults"), "{e}");

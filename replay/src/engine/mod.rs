@@ -20,6 +20,7 @@ mod verify;
 mod writer;
 
 pub use plan::{full_memmap_bytes, NsPlan};
+pub use probe::{InitCx, Worker};
 
 use crate::strategy::Strategy;
 use crate::target::Target;
@@ -59,9 +60,6 @@ fn align_up(v: u64, a: u64) -> u64 {
 
 /// A PMD-mapped vmemmap block (2 MiB): the unit of RAM vmemmap slots, windows and populate.
 const BLOCK: u64 = 2 << 20;
-
-/// The pageblock migratetype the init leaves in every pageblock (`set_pfnblock_flags_mask`).
-const MIGRATE_MOVABLE: u64 = 1;
 
 impl Engine {
     /// Plan every namespace into `target`. When `window` is set the target is
@@ -192,8 +190,10 @@ impl Engine {
         Writer {
             base: self.target.as_ptr(),
             plan,
-            store: self.opts.params.store,
+            era: self.opts.strategy.era(),
             persist: self.target.info().persistent && self.opts.params.store == StoreKind::Regular,
+            percpu: Default::default(),
+            templates: None,
             window: slice.map(|i| {
                 let w = self.window.as_ref().expect("slice implies window");
                 WindowCursor {

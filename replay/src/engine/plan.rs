@@ -6,7 +6,7 @@
 use super::{align_up, BLOCK};
 use crate::strategy::Strategy;
 use crate::struct_page::{self, PageClass, RECORD_BYTES};
-use memmap_model::layout::{PageKind, RangeLayout, VmemmapBacking};
+use memmap_model::layout::{NsMode, PageKind, RangeLayout, VmemmapBacking};
 use memmap_model::run::RecordFlavor;
 
 /// Where the struct pages of one namespace live inside the target.
@@ -36,7 +36,12 @@ pub struct NsPlan {
     pub name: String,
     pub layout: RangeLayout,
     pub(super) class: PageClass,
+    /// ZONE_DEVICE or ZONE_NORMAL (the zone in the flags).
+    pub(super) zone: u64,
     pub(super) flags: u64,
+    /// The pgmap's `percpu_ref` is in atomic mode while the memmap is initialised
+    /// (fsdax: the block queue's usage counter, see `page_init::PgmapRef`).
+    pub(super) pgmap_ref_atomic: bool,
     /// (order, struct pages written per compound page) when compound pages are used.
     pub(super) compound: Option<(u32, u64)>,
     pub data_start: u64,
@@ -45,8 +50,6 @@ pub struct NsPlan {
     /// Target extents of this namespace's memmap (for populate / discard).
     pub(super) extents: Vec<(u64, u64)>,
     pub struct_pages_written: u64,
-    pub(super) pageblock_base: u64,
-    pub(super) pageblock_words: usize,
 }
 
 /// One namespace's memmap placed in the target: where its records go, the extents to
@@ -230,23 +233,25 @@ impl NsPlan {
             Some((order, per)) => (data_pages >> order) * per,
             None => data_pages,
         };
-        let pb = l.params.pageblock_pages.max(1);
-        let pageblock_base = data_start / pb * pb;
-        let nblocks = (data_start + data_pages - pageblock_base).div_ceil(pb);
         NsPlan {
             name: l.name.clone(),
             layout: l.clone(),
             class,
+            zone: match l.kind {
+                PageKind::ZoneDevice => struct_page::ZONE_DEVICE,
+                PageKind::SystemRam => struct_page::ZONE_NORMAL,
+            },
             flags,
+            pgmap_ref_atomic: l
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| ns.mode == NsMode::Fsdax),
             compound,
             data_start,
             data_pages,
             placement: placed.placement,
             extents: placed.extents,
             struct_pages_written,
-            pageblock_base,
-            // 4 bits per pageblock (NR_PAGEBLOCK_BITS), 16 per word.
-            pageblock_words: nblocks.div_ceil(16) as usize,
         }
     }
 }

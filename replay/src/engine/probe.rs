@@ -1,18 +1,230 @@
-//! The probe task of one namespace and the init threads it starts: the hotplug lock,
-//! phase 1 (vmemmap populate), then phase 2 (struct-page init) the way each strategy
-//! does it, unit by unit.
+//! The probe task of one namespace: the hotplug lock, phase 1 (vmemmap populate), then
+//! phase 2 (struct-page init) run by the strategy (`crate::strategy`) through
+//! [`InitCx`]: the units of work it hands to its threads ([`Worker`]) and when it drops
+//! the hotplug lock.
 
-use super::align_up;
 use super::repeat::{ns_since, RepeatRun, ThreadCtx};
 use super::writer::{chunks, Writer};
-use crate::strategy::{self, Strategy};
 use memmap_model::run::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+/// What a strategy may do while it initialises one namespace.
+pub struct InitCx<'r, 'e> {
+    run: &'r RepeatRun<'e>,
+    ni: usize,
+    t0: Instant,
+    probe: &'r mut ThreadCtx,
+    hotplug: RefCell<Option<MutexGuard<'r, ()>>>,
+}
+
+/// The thread context a worker reports to: the probe task's, or its own.
+enum Ctx<'a> {
+    Probe(&'a mut ThreadCtx),
+    Own(ThreadCtx),
+}
+
+/// One thread of a strategy with its writer: initialises units of the namespace.
+pub struct Worker<'a, 'e> {
+    run: &'a RepeatRun<'e>,
+    ni: usize,
+    ctx: Ctx<'a>,
+    w: Writer<'a>,
+    /// The hotplug lock the probe task holds (None for threads of their own).
+    hotplug: Option<&'a dyn HotplugLock>,
+}
+
+/// The probe task's hold on the hotplug lock, released through a shared reference.
+trait HotplugLock {
+    fn release(&self);
+}
+
+impl HotplugLock for RefCell<Option<MutexGuard<'_, ()>>> {
+    fn release(&self) {
+        self.borrow_mut().take();
+    }
+}
+
+impl<'r, 'e> InitCx<'r, 'e> {
+    /// The namespace's data range: (first pfn, pages).
+    pub fn data(&self) -> (u64, u64) {
+        let p = &self.run.engine.plans[self.ni];
+        (p.data_start, p.data_pages)
+    }
+
+    /// Pages per compound page (1 without): units never split one.
+    pub fn align(&self) -> u64 {
+        self.run.engine.plans[self.ni]
+            .compound
+            .map_or(1, |(o, _)| 1u64 << o)
+    }
+
+    /// The strategy's unit (`--chunk-pages`, a section by default), whole compound pages.
+    pub fn chunk(&self) -> u64 {
+        let a = self.align();
+        self.params().chunk_pages.max(1).div_ceil(a) * a
+    }
+
+    pub fn params(&self) -> &StrategyParams {
+        &self.run.engine.opts.params
+    }
+
+    /// Nanoseconds since the repeat started.
+    pub fn now(&self) -> u64 {
+        ns_since(self.t0)
+    }
+
+    /// Record a phase of this namespace from `start_ns` to now.
+    pub fn phase(&self, name: &str, start_ns: u64) {
+        self.run.phase(name, self.ni, start_ns, self.now());
+    }
+
+    /// `mem_hotplug_done()`: other namespaces may populate from here on.
+    pub fn release_hotplug_lock(&mut self) {
+        self.hotplug.borrow_mut().take();
+    }
+
+    /// williams-async: the namespace's lanes (one per init thread).
+    pub fn lanes(&self) -> usize {
+        self.run.ns[self.ni].lanes.len()
+    }
+
+    /// The probe task itself as a worker.
+    pub fn probe_worker(&mut self) -> Worker<'_, 'e> {
+        Worker {
+            run: self.run,
+            ni: self.ni,
+            ctx: Ctx::Probe(self.probe),
+            w: self.run.writer(self.ni),
+            hotplug: Some(&self.hotplug),
+        }
+    }
+
+    /// Run `f(i, worker)` for i in 0..count on threads of their own, the caller waiting;
+    /// with `caller_too` the probe task itself is worker 0 (padata's calling task).
+    pub fn workers(
+        &mut self,
+        count: usize,
+        caller_too: bool,
+        prefix: &str,
+        f: &(dyn Fn(usize, &mut Worker) + Sync),
+    ) {
+        let (run, ni, t0) = (self.run, self.ni, self.t0);
+        let name = &run.engine.plans[ni].name;
+        let first = usize::from(caller_too);
+        std::thread::scope(|s| {
+            for i in first..count {
+                s.spawn(move || {
+                    let ctx =
+                        run.register(format!("{prefix}/{name}/{i}"), ThreadRole::Init, ni, t0);
+                    let mut w = Worker {
+                        run,
+                        ni,
+                        ctx: Ctx::Own(ctx),
+                        w: run.writer(ni),
+                        hotplug: None,
+                    };
+                    f(i, &mut w);
+                    if let Ctx::Own(ctx) = w.ctx {
+                        ctx.finish(run, None, Vec::new(), 0, 0);
+                    }
+                });
+            }
+            if caller_too && count > 0 {
+                f(0, &mut self.probe_worker());
+            }
+        });
+    }
+}
+
+impl Worker<'_, '_> {
+    /// Nanoseconds since the repeat started.
+    pub fn now(&self) -> u64 {
+        match &self.ctx {
+            Ctx::Probe(c) => ns_since(c.t0),
+            Ctx::Own(c) => ns_since(c.t0),
+        }
+    }
+
+    /// `mem_hotplug_done()` from the probe task while it keeps its writer (and its
+    /// place in a reused window).
+    pub fn release_hotplug_lock(&mut self) {
+        if let Some(h) = self.hotplug {
+            h.release();
+        }
+    }
+
+    /// Initialise [pfn, pfn+n) as one unit: the era's records, progress.
+    pub fn init(&mut self, pfn: u64, n: u64) {
+        let (run, ni) = (self.run, self.ni);
+        let Worker { ctx, w, .. } = self;
+        let ctx = match ctx {
+            Ctx::Probe(c) => &mut **c,
+            Ctx::Own(c) => c,
+        };
+        run.init_unit(ctx, w, ni, pfn, n, SpanKind::Init);
+    }
+
+    /// [start, start+pages) in units of `chunk` pages.
+    pub fn init_chunks(&mut self, start: u64, pages: u64, chunk: u64) {
+        for (s, n) in chunks(start, pages, chunk) {
+            self.init(s, n);
+        }
+    }
+
+    /// The pre-4.20 second pass over [start, start+pages), in units of `chunk`.
+    pub fn pgmap_pass_chunks(&mut self, start: u64, pages: u64, chunk: u64) {
+        let st = &self.run.ns[self.ni];
+        for (s, n) in chunks(start, pages, chunk) {
+            let Worker { ctx, w, .. } = self;
+            let ctx = match ctx {
+                Ctx::Probe(c) => &mut **c,
+                Ctx::Own(c) => c,
+            };
+            ctx.span(SpanKind::PgmapPass, s, n, || w.pgmap_pass(s, n, st));
+        }
+    }
+
+    /// Where the next record goes in a reused window (None without one).
+    pub fn window_mark(&self) -> Option<u64> {
+        self.w.window.as_ref().map(|c| c.pos)
+    }
+
+    /// Go back to a [`Worker::window_mark`] (a second pass over the same slots).
+    pub fn rewind(&mut self, mark: Option<u64>) {
+        if let (Some(c), Some(pos)) = (self.w.window.as_mut(), mark) {
+            c.pos = pos;
+        }
+    }
+
+    /// williams-async: sub-ranges of lane `li`.
+    pub fn lane_subranges(&self, li: usize) -> usize {
+        self.run.ns[self.ni].lanes[li].pending.len()
+    }
+
+    /// williams-async: initialise sub-range `r` of lane `li` unless a fault took it.
+    pub fn init_subrange(&mut self, li: usize, r: usize) {
+        let (run, ni) = (self.run, self.ni);
+        let Worker { ctx, w, .. } = self;
+        let ctx = match ctx {
+            Ctx::Probe(c) => &mut **c,
+            Ctx::Own(c) => c,
+        };
+        run.init_subrange(ctx, w, ni, li, r, SpanKind::Init);
+    }
+
+    /// williams-async: this lane's thread is done.
+    pub fn lane_done(&mut self) {
+        self.run.ns[self.ni]
+            .lanes_active
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl RepeatRun<'_> {
-    /// Initialise [pfn, pfn+n) as one unit: records, pageblocks, progress.
+    /// Initialise [pfn, pfn+n) as one unit: records, progress.
     fn init_unit(
         &self,
         ctx: &mut ThreadCtx,
@@ -22,13 +234,10 @@ impl RepeatRun<'_> {
         n: u64,
         kind: SpanKind,
     ) {
-        let plan = &self.engine.plans[ni];
         let st = &self.ns[ni];
         st.init_start_ns
             .fetch_min(ns_since(ctx.t0), Ordering::Relaxed);
-        let legacy = self.engine.opts.strategy.double_pass();
-        let written = ctx.span(kind, pfn, n, || w.init(pfn, n, legacy));
-        st.set_pageblocks(plan, pfn, n);
+        let written = ctx.span(kind, pfn, n, || w.init(pfn, n, st));
         st.records_written.fetch_add(written, Ordering::Relaxed);
         ctx.slot.pages.fetch_add(n, Ordering::Relaxed);
     }
@@ -66,17 +275,18 @@ impl RepeatRun<'_> {
         st.populate_end_ns.store(pend, Ordering::Release);
         st.populated.store(true, Ordering::Release);
         self.phase("populate", ni, got, pend);
-        let guard = if strat.init_under_hotplug_lock() {
-            Some(guard)
-        } else {
-            drop(guard);
-            None
-        };
         let init0 = ns_since(t0);
-        self.init_namespace(ni, &mut ctx, t0);
+        let mut cx = InitCx {
+            run: self,
+            ni,
+            t0,
+            probe: &mut ctx,
+            hotplug: RefCell::new(Some(guard)),
+        };
+        strat.init_namespace(&mut cx);
+        drop(cx);
         let init1 = ns_since(t0);
         self.phase("init", ni, init0, init1);
-        drop(guard);
         st.complete_ns.store(init1, Ordering::Release);
         st.complete.store(true, Ordering::Release);
         if !strat.is_async() {
@@ -85,133 +295,6 @@ impl RepeatRun<'_> {
         }
         ctx.finish(self, None, Vec::new(), 0, 0);
         Ok(())
-    }
-
-    /// Phase 2 of one namespace, as its strategy does it (the probe task's `ctx`).
-    fn init_namespace(&self, ni: usize, ctx: &mut ThreadCtx, t0: Instant) {
-        let e = self.engine;
-        let plan = &e.plans[ni];
-        let p = &e.opts.params;
-        let align = plan.compound.map(|(o, _)| 1u64 << o).unwrap_or(1);
-        let chunk = align_up(p.chunk_pages.max(1), align);
-        match e.opts.strategy {
-            Strategy::LegacyDoublePass => self.init_legacy_double_pass(ni, ctx, t0, chunk),
-            Strategy::WilliamsMt => self.init_williams_mt(ni, t0, chunk, align),
-            Strategy::WilliamsAsync => self.init_williams_async(ni, t0),
-            Strategy::JordanPadata => self.init_padata(ni, ctx, t0, chunk),
-            Strategy::Duyck | Strategy::MartinsCompound | Strategy::LizheNt => {
-                let mut w = self.writer(ni);
-                for (s, n) in chunks(plan.data_start, plan.data_pages, chunk) {
-                    self.init_unit(ctx, &mut w, ni, s, n, SpanKind::Init);
-                }
-            }
-        }
-    }
-
-    /// legacy-double-pass: pass 1 in chunks, then the pgmap pass over the same records.
-    fn init_legacy_double_pass(&self, ni: usize, ctx: &mut ThreadCtx, t0: Instant, chunk: u64) {
-        let plan = &self.engine.plans[ni];
-        let mut w = self.writer(ni);
-        let pass1_pos = w.window.as_ref().map(|c| c.pos);
-        for (s, n) in chunks(plan.data_start, plan.data_pages, chunk) {
-            self.init_unit(ctx, &mut w, ni, s, n, SpanKind::Init);
-        }
-        // Pass 2 revisits the very records pass 1 wrote (same window slots too).
-        if let (Some(c), Some(pos)) = (w.window.as_mut(), pass1_pos) {
-            c.pos = pos;
-        }
-        let t = ns_since(t0);
-        for (s, n) in chunks(plan.data_start, plan.data_pages, chunk) {
-            ctx.span(SpanKind::PgmapPass, s, n, || w.pgmap_pass(s, n));
-        }
-        self.phase("pgmap-pass", ni, t, ns_since(t0));
-    }
-
-    /// williams-mt: NR_MEMMAP_THREADS equal ranges, one init thread each; the caller waits.
-    fn init_williams_mt(&self, ni: usize, t0: Instant, chunk: u64, align: u64) {
-        let plan = &self.engine.plans[ni];
-        let p = &self.engine.opts.params;
-        let parts =
-            strategy::equal_split(plan.data_start, plan.data_pages, p.threads as u64, align);
-        std::thread::scope(|s| {
-            for (ti, (start, pages)) in parts.into_iter().enumerate() {
-                s.spawn(move || {
-                    let mut c = self.register(
-                        format!("memmap/{}/{ti}", plan.name),
-                        ThreadRole::Init,
-                        ni,
-                        t0,
-                    );
-                    let mut w = self.writer(ni);
-                    for (a, n) in chunks(start, pages, chunk) {
-                        self.init_unit(&mut c, &mut w, ni, a, n, SpanKind::Init);
-                    }
-                    c.finish(self, None, Vec::new(), 0, 0);
-                });
-            }
-        });
-    }
-
-    /// williams-async: one init thread per lane, each through its sub-ranges in order
-    /// (faulting threads take the ones they need first through memmap_sync).
-    fn init_williams_async(&self, ni: usize, t0: Instant) {
-        let plan = &self.engine.plans[ni];
-        let st = &self.ns[ni];
-        std::thread::scope(|s| {
-            for li in 0..st.lanes.len() {
-                s.spawn(move || {
-                    let mut c = self.register(
-                        format!("memmap/{}/{li}", plan.name),
-                        ThreadRole::Init,
-                        ni,
-                        t0,
-                    );
-                    let mut w = self.writer(ni);
-                    let lane = &st.lanes[li];
-                    let nr = lane.pending.len();
-                    for r in 0..nr {
-                        self.init_subrange(&mut c, &mut w, ni, li, r, SpanKind::Init);
-                    }
-                    st.lanes_active.fetch_sub(1, Ordering::AcqRel);
-                    c.finish(self, None, Vec::new(), 0, 0);
-                });
-            }
-        });
-    }
-
-    /// jordan-padata: padata_do_multithreaded's jobs taken in order by nworks - 1 helper
-    /// threads and the calling (probe) task.
-    fn init_padata(&self, ni: usize, ctx: &mut ThreadCtx, t0: Instant, chunk: u64) {
-        let plan = &self.engine.plans[ni];
-        let p = &self.engine.opts.params;
-        let (nworks, jobs) =
-            strategy::padata_chunks(plan.data_start, plan.data_pages, p.threads as u64, chunk);
-        let next = AtomicUsize::new(0);
-        let work = |c: &mut ThreadCtx| {
-            let mut w = self.writer(ni);
-            loop {
-                let j = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(a, n)) = jobs.get(j) else { break };
-                self.init_unit(c, &mut w, ni, a, n, SpanKind::Init);
-            }
-        };
-        std::thread::scope(|s| {
-            // nworks - 1 helpers; the calling task runs one share itself.
-            for ti in 1..nworks {
-                let work = &work;
-                s.spawn(move || {
-                    let mut c = self.register(
-                        format!("padata/{}/{ti}", plan.name),
-                        ThreadRole::Init,
-                        ni,
-                        t0,
-                    );
-                    work(&mut c);
-                    c.finish(self, None, Vec::new(), 0, 0);
-                });
-            }
-            work(ctx);
-        });
     }
 
     /// memmap_init_range(args, range_id): under the lane's mutex, init the sub-range if

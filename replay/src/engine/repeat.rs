@@ -4,8 +4,9 @@
 
 use super::plan::NsPlan;
 use super::writer::Writer;
-use super::{align_up, Engine, MIGRATE_MOVABLE};
+use super::{align_up, Engine};
 use crate::counters::ThreadCounters;
+use crate::page_init::{Pageblocks, PgmapRef};
 use crate::strategy;
 use memmap_model::run::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,7 +32,9 @@ pub(super) struct NsState {
     /// williams-async lanes (one per init thread).
     pub(super) lanes: Vec<Lane>,
     pub(super) lanes_active: AtomicUsize,
-    pub(super) pageblocks: Vec<AtomicU64>,
+    pub(super) pageblocks: Pageblocks,
+    /// The namespace's `dev_pagemap->ref` (pre-4.20 eras take it per page).
+    pub(super) pgmap_ref: PgmapRef,
 }
 
 impl NsState {
@@ -39,23 +42,6 @@ impl NsState {
         self.failed.store(true, Ordering::Release);
         self.available.store(true, Ordering::Release);
         self.complete.store(true, Ordering::Release);
-    }
-
-    pub(super) fn set_pageblocks(&self, plan: &NsPlan, pfn: u64, n: u64) {
-        let pb = plan.layout.params.pageblock_pages.max(1);
-        let mut p = align_up(pfn, pb);
-        while p < pfn + n {
-            let idx = ((p - plan.pageblock_base) / pb) as usize;
-            self.pageblocks[idx / 16]
-                .fetch_or(MIGRATE_MOVABLE << ((idx % 16) * 4), Ordering::Relaxed);
-            p += pb;
-        }
-    }
-
-    pub(super) fn pageblock(&self, plan: &NsPlan, pfn: u64) -> u64 {
-        let pb = plan.layout.params.pageblock_pages.max(1);
-        let idx = ((pfn - plan.pageblock_base) / pb) as usize;
-        (self.pageblocks[idx / 16].load(Ordering::Relaxed) >> ((idx % 16) * 4)) & 0xf
     }
 }
 
@@ -278,9 +264,12 @@ impl NsState {
             records_written: AtomicU64::new(0),
             lanes_active: AtomicUsize::new(lanes.len()),
             lanes,
-            pageblocks: (0..plan.pageblock_words)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            pageblocks: Pageblocks::new(
+                plan.data_start,
+                plan.data_pages,
+                plan.layout.params.pageblock_pages,
+            ),
+            pgmap_ref: PgmapRef::new(plan.pgmap_ref_atomic),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! and that every pageblock is `MIGRATE_MOVABLE`.
 
 use super::repeat::RepeatRun;
-use super::{align_up, Engine, NsPlan, MIGRATE_MOVABLE};
+use super::{align_up, Engine, NsPlan};
+use crate::page_init::MIGRATE_MOVABLE;
 use crate::struct_page::{self, PageClass, RECORD_BYTES};
 use memmap_model::run::VerifyResult;
 use std::sync::atomic::Ordering;
@@ -32,7 +33,7 @@ impl Engine {
             let pb = p.layout.params.pageblock_pages.max(1);
             let mut pfn = align_up(p.data_start, pb);
             while pfn < p.data_start + p.data_pages {
-                if run.ns[ni].pageblock(p, pfn) != MIGRATE_MOVABLE {
+                if run.ns[ni].pageblocks.get(pfn) != MIGRATE_MOVABLE {
                     report(format!(
                         "{}: pageblock of pfn {pfn:#x} not MIGRATE_MOVABLE",
                         p.name

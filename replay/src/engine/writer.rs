@@ -4,8 +4,9 @@
 //! pass, and reading records back for verification and fault checks.
 
 use super::plan::{NsPlan, Placement};
+use super::repeat::NsState;
+use crate::page_init::{self, lizhe, v4_19, v6_1, Era, PageCx, PercpuCounter};
 use crate::struct_page::{self, PageClass, RECORD_BYTES};
-use memmap_model::run::StoreKind;
 
 /// A writer's slice of the reused window and where its next record goes.
 pub(super) struct WindowCursor {
@@ -14,54 +15,66 @@ pub(super) struct WindowCursor {
     pub(super) pos: u64,
 }
 
-/// Writes struct pages of one namespace into the target.
+/// Writes struct pages of one namespace into the target with the strategy's era writer.
 pub(super) struct Writer<'a> {
     pub(super) base: *mut u8,
     pub(super) plan: &'a NsPlan,
-    pub(super) store: StoreKind,
+    pub(super) era: Era,
     /// Write back every stored cache line (persistent target, regular stores).
     pub(super) persist: bool,
     pub(super) window: Option<WindowCursor>,
+    /// This thread's per-CPU counter of `percpu_ref_get` (pre-4.20 eras).
+    pub(super) percpu: PercpuCounter,
+    /// Li Zhe's templates, prepared on first use.
+    pub(super) templates: Option<lizhe::Templates>,
+}
+
+/// Target offsets for the records of [pfn, pfn+n), as contiguous runs (a free function
+/// so the caller can hold other fields of the writer while it runs).
+fn runs(
+    window: &mut Option<WindowCursor>,
+    base: *mut u8,
+    plan: &NsPlan,
+    pfn: u64,
+    n: u64,
+    mut f: impl FnMut(u64, u64, *mut u8),
+) {
+    if let Some(w) = window {
+        let (mut p, mut left) = (pfn, n);
+        while left > 0 {
+            let room = (w.len - w.pos) / RECORD_BYTES as u64;
+            let k = left.min(room);
+            f(p, k, unsafe { base.add((w.off + w.pos) as usize) });
+            w.pos = (w.pos + k * RECORD_BYTES as u64) % w.len;
+            p += k;
+            left -= k;
+        }
+        return;
+    }
+    match &plan.placement {
+        Placement::Segments(segs) => {
+            let end = pfn + n;
+            let mut i = segs.partition_point(|s| s.first_pfn + s.nr_pfns <= pfn);
+            let mut p = pfn;
+            while p < end && i < segs.len() {
+                let s = segs[i];
+                let k = (s.first_pfn + s.nr_pfns).min(end) - p;
+                let off = s.off + (p - s.first_pfn) * RECORD_BYTES as u64;
+                f(p, k, unsafe { base.add(off as usize) });
+                p += k;
+                i += 1;
+            }
+            assert_eq!(p, end, "{}: pfn {p:#x} has no vmemmap block", plan.name);
+        }
+        Placement::Compound { .. } => {
+            unreachable!("compound placements are written by compound_dst / records")
+        }
+    }
 }
 
 impl Writer<'_> {
-    /// Target offsets for the records of [pfn, pfn+n), as contiguous runs.
-    fn runs(&mut self, pfn: u64, n: u64, mut f: impl FnMut(u64, u64, *mut u8)) {
-        if let Some(w) = &mut self.window {
-            let (mut p, mut left) = (pfn, n);
-            while left > 0 {
-                let room = (w.len - w.pos) / RECORD_BYTES as u64;
-                let k = left.min(room);
-                f(p, k, unsafe { self.base.add((w.off + w.pos) as usize) });
-                w.pos = (w.pos + k * RECORD_BYTES as u64) % w.len;
-                p += k;
-                left -= k;
-            }
-            return;
-        }
-        match &self.plan.placement {
-            Placement::Segments(segs) => {
-                let end = pfn + n;
-                let mut i = segs.partition_point(|s| s.first_pfn + s.nr_pfns <= pfn);
-                let mut p = pfn;
-                while p < end && i < segs.len() {
-                    let s = segs[i];
-                    let k = (s.first_pfn + s.nr_pfns).min(end) - p;
-                    let off = s.off + (p - s.first_pfn) * RECORD_BYTES as u64;
-                    f(p, k, unsafe { self.base.add(off as usize) });
-                    p += k;
-                    i += 1;
-                }
-                assert_eq!(
-                    p, end,
-                    "{}: pfn {p:#x} has no vmemmap block",
-                    self.plan.name
-                );
-            }
-            Placement::Compound { .. } => {
-                unreachable!("compound placements are written by compound_dst / records")
-            }
-        }
+    fn runs(&mut self, pfn: u64, n: u64, f: impl FnMut(u64, u64, *mut u8)) {
+        runs(&mut self.window, self.base, self.plan, pfn, n, f)
     }
 
     fn compound_dst(&mut self, head: u64, count: u64) -> *mut u8 {
@@ -96,106 +109,135 @@ impl Writer<'_> {
         }
     }
 
-    /// Initialise the struct pages of [pfn, pfn+n) (one unit of work); returns records written.
-    pub(super) fn init(&mut self, pfn: u64, n: u64, flavor_pass1_only: bool) -> u64 {
+    /// Initialise the struct pages of [pfn, pfn+n) (one unit of work) the way the era's
+    /// kernel does; returns records written.
+    pub(super) fn init(&mut self, pfn: u64, n: u64, st: &NsState) -> u64 {
         let plan = self.plan;
-        let written = match plan.compound {
+        let cx = PageCx {
+            zone: plan.zone,
+            node: plan.layout.node,
+            class: plan.class,
+            pageblocks: &st.pageblocks,
+            pgmap_ref: &st.pgmap_ref,
+        };
+        if let (Era::Lizhe(_), None) = (self.era, &self.templates) {
+            self.templates = Some(lizhe::Templates::new(&cx));
+        }
+        match plan.compound {
             Some((order, per)) => {
                 let size = 1u64 << order;
-                let pgmap = match plan.class {
-                    PageClass::Device { pgmap, .. } => pgmap,
-                    PageClass::SystemRam => 0,
-                };
                 let mut head = pfn;
                 while head < pfn + n {
                     if per < size || self.window.is_some() {
                         let dst = self.compound_dst(head, per);
-                        self.write_compound(dst, head, 0, per, order, pgmap);
+                        let first_tail = unsafe { page_init::words(dst, 1) };
+                        self.write_compound(dst, head, 0, per, order, first_tail, &cx);
                     } else {
                         // All struct pages written (altmap): may cross vmemmap blocks.
+                        let mut pieces = Vec::new();
+                        self.runs(head, size, |_, k, d| pieces.push((k, d)));
+                        let first_tail = match pieces[0] {
+                            (k, d) if k >= 2 => unsafe { page_init::words(d, 1) },
+                            _ => pieces[1].1 as *mut u64,
+                        };
                         let mut i0 = 0;
-                        let mut runs = Vec::new();
-                        self.runs(head, size, |_, k, d| runs.push((k, d)));
-                        for (k, d) in runs {
-                            self.write_compound(d, head, i0, k, order, pgmap);
+                        for (k, d) in pieces {
+                            self.write_compound(d, head, i0, k, order, first_tail, &cx);
                             i0 += k;
                         }
                     }
                     head += size;
                 }
+                if self.era == Era::V6_1 {
+                    st.pageblocks.set_range_movable(pfn, n);
+                }
                 (n >> order) * per
             }
             None => {
-                let class = if flavor_pass1_only {
-                    // Legacy pass 1: __init_single_page leaves lru self pointers.
-                    PageClass::SystemRam
-                } else {
-                    plan.class
-                };
-                let flags = plan.flags;
-                let (store, persist) = (self.store, self.persist);
-                self.runs(pfn, n, |p, k, dst| unsafe {
-                    match class {
-                        PageClass::Device { .. } => {
-                            let rec = struct_page::expected_record(p, flags, class);
-                            struct_page::store_template(dst, k as usize, &rec, store)
+                let Writer {
+                    window,
+                    base,
+                    era,
+                    persist,
+                    percpu,
+                    templates,
+                    ..
+                } = self;
+                let device = matches!(plan.class, PageClass::Device { .. });
+                runs(window, *base, plan, pfn, n, |p, k, dst| unsafe {
+                    let k = k as usize;
+                    match (*era, device) {
+                        (Era::V4_19, _) | (Era::Williams2018, false) => {
+                            v4_19::pass1_run(dst, p, k, &cx)
                         }
-                        PageClass::SystemRam => {
-                            struct_page::store_system_ram(dst, p, k as usize, flags, store)
+                        (Era::Williams2018, true) => v4_19::williams_run(dst, p, k, &cx, percpu),
+                        (Era::V6_1, true) => v6_1::init_device_run(dst, p, k, &cx),
+                        (Era::Lizhe(step), true) => {
+                            let t = templates.as_ref().expect("templates prepared above");
+                            lizhe::init_device_run(dst, p, k, &cx, step, t)
                         }
+                        (Era::V6_1 | Era::Lizhe(_), false) => v6_1::init_range_run(dst, p, k, &cx),
                     }
-                    if persist {
-                        crate::target::flush_range(dst, k as usize * RECORD_BYTES);
+                    if *persist {
+                        crate::target::flush_range(dst, k * RECORD_BYTES);
                     }
                 });
                 n
             }
-        };
-        struct_page::store_fence(self.store);
-        written
-    }
-
-    fn write_compound(&self, dst: *mut u8, head: u64, i0: u64, count: u64, order: u32, pgmap: u64) {
-        let flags = self.plan.flags;
-        // Tails from index 2 on are identical: build that template once.
-        let tail = struct_page::expected_compound_record(head, 2, order, flags, pgmap);
-        for j in 0..count {
-            let i = i0 + j;
-            let d = unsafe { dst.add((j as usize) * RECORD_BYTES) };
-            if i >= 2 {
-                unsafe { struct_page::store_one(d, &tail, self.store) };
-            } else {
-                let r = struct_page::expected_compound_record(head, i, order, flags, pgmap);
-                unsafe { struct_page::store_one(d, &r, self.store) };
-            }
-        }
-        if self.persist {
-            unsafe { crate::target::flush_range(dst, count as usize * RECORD_BYTES) };
         }
     }
 
-    /// Legacy second pass (devm_memremap_pages before 4.20): list_del(&page->lru)
-    /// then page->pgmap = pgmap, for every page.
-    pub(super) fn pgmap_pass(&mut self, pfn: u64, n: u64) {
-        let PageClass::Device { pgmap, .. } = self.plan.class else {
-            return;
-        };
-        let persist = self.persist;
-        self.runs(pfn, n, |_, k, dst| {
-            let words = dst as *mut u64;
-            for i in 0..k as usize {
-                unsafe {
-                    let w = words.add(i * 8);
-                    // list_del reads both links, then poisons them; pgmap overlays next.
-                    let next = std::ptr::read_volatile(w.add(1));
-                    let prev = std::ptr::read_volatile(w.add(2));
-                    std::hint::black_box((next, prev));
-                    std::ptr::write(w.add(1), pgmap);
-                    std::ptr::write(w.add(2), struct_page::LIST_POISON2);
+    #[allow(clippy::too_many_arguments)]
+    fn write_compound(
+        &mut self,
+        dst: *mut u8,
+        head: u64,
+        i0: u64,
+        count: u64,
+        order: u32,
+        first_tail: *mut u64,
+        cx: &PageCx,
+    ) {
+        unsafe {
+            match self.era {
+                Era::Lizhe(step) => {
+                    let t = self.templates.as_mut().expect("templates prepared in init");
+                    lizhe::init_compound_run(dst, head, i0, count, order, first_tail, cx, step, t)
                 }
+                // Compound pages exist from 5.17 on: every other era writes them as 6.1 does.
+                _ => v6_1::init_compound_run(dst, head, i0, count, order, first_tail, cx),
             }
-            if persist {
-                unsafe { crate::target::flush_range(dst, k as usize * RECORD_BYTES) };
+            if self.persist {
+                crate::target::flush_range(dst, count as usize * RECORD_BYTES);
+            }
+        }
+    }
+
+    /// Legacy second pass (4.19 `devm_memremap_pages`, after `mem_hotplug_done()`):
+    /// `list_del(&page->lru)`, `page->pgmap = pgmap`, `percpu_ref_get` for every page.
+    pub(super) fn pgmap_pass(&mut self, pfn: u64, n: u64, st: &NsState) {
+        let plan = self.plan;
+        if !matches!(plan.class, PageClass::Device { .. }) {
+            return;
+        }
+        let cx = PageCx {
+            zone: plan.zone,
+            node: plan.layout.node,
+            class: plan.class,
+            pageblocks: &st.pageblocks,
+            pgmap_ref: &st.pgmap_ref,
+        };
+        let Writer {
+            window,
+            base,
+            persist,
+            percpu,
+            ..
+        } = self;
+        runs(window, *base, plan, pfn, n, |_, k, dst| unsafe {
+            v4_19::pass2_run(dst, k as usize, &cx, percpu);
+            if *persist {
+                crate::target::flush_range(dst, k as usize * RECORD_BYTES);
             }
         });
     }
@@ -230,16 +272,7 @@ impl Writer<'_> {
                     head += size;
                 }
             }
-            _ => {
-                let mut me = Writer {
-                    base,
-                    plan,
-                    store: self.store,
-                    persist: false,
-                    window: None,
-                };
-                me.runs(pfn, n, &mut chunk);
-            }
+            _ => runs(&mut None, base, plan, pfn, n, &mut chunk),
         }
         out.into_iter().flat_map(move |(p, k, dst)| {
             (0..k).map(move |i| {
