@@ -212,7 +212,8 @@ pub struct Metrics {
     pub stall_max_ns: u64,
     /// memmap_bytes_per_s / same-run non-temporal roofline.
     pub fraction_of_nt_roofline: f64,
-    /// bare store loop time (same bytes, store kind, threads) / init_ns.
+    /// bare writer loop time (the era's per-page writer over the same bytes, same threads,
+    /// nothing of the engine around it) / init_ns.
     pub engine_efficiency: f64,
     /// Faults that read a struct page that was not initialised: must be 0.
     pub uninitialised_reads: u64,
@@ -353,7 +354,8 @@ pub struct Roofline {
     pub bytes: u64,
     pub regular_bytes_per_s: f64,
     pub non_temporal_bytes_per_s: f64,
-    /// Bare loop with the strategy's own store kind and thread layout, over its exact bytes.
+    /// The strategy's era writer run bare (contiguous records, no units or progress) with its
+    /// thread layout, over its exact bytes.
     pub bare_same_store_ns: u64,
 }
 

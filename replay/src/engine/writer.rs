@@ -148,8 +148,10 @@ impl Writer<'_> {
                     }
                     head += size;
                 }
-                if self.era == Era::V6_1 {
-                    st.pageblocks.set_range_movable(pfn, n);
+                match self.era {
+                    Era::V6_1 => st.pageblocks.set_range_movable(pfn, n),
+                    Era::Lizhe(step) => lizhe::drain(step),
+                    _ => {}
                 }
                 (n >> order) * per
             }

@@ -170,7 +170,12 @@ pub(crate) unsafe fn init_compound_run(
             prep_compound_head(first_tail, order);
         }
     }
-    if streaming {
+}
+
+/// `memcpy_nt_drain()` before `memmap_init_zone_device` returns (the replay: at the end
+/// of each unit of compound pages).
+pub(crate) fn drain(step: Step) {
+    if step.streaming() {
         struct_page::store_fence(StoreKind::NonTemporal);
     }
 }

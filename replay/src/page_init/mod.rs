@@ -217,5 +217,75 @@ pub(crate) unsafe fn words(dst: *mut u8, i: usize) -> *mut u64 {
     dst.add(i * RECORD_BYTES) as *mut u64
 }
 
+/// The namespace as the bare loop sees it (see [`bare_loop`]).
+pub struct BareSpec {
+    pub era: Era,
+    pub class: PageClass,
+    pub zone: u64,
+    /// (order, records per compound page) when compound pages are used.
+    pub compound: Option<(u32, u64)>,
+}
+
+/// The era's writer over `n` contiguous records at `dst`, with nothing of the engine
+/// around it (no placement, units, spans or progress): what `engine_efficiency` measures
+/// the engine against. Its own pageblock bitmap and per-CPU counter; `pgmap_ref` shared
+/// by the threads as the namespace's is.
+///
+/// # Safety
+/// `dst` valid for `n * 64` bytes of writes, 8-byte aligned.
+pub unsafe fn bare_loop(spec: &BareSpec, dst: *mut u8, n: usize, pgmap_ref: &PgmapRef) {
+    let (order, per) = spec.compound.unwrap_or((0, 1));
+    let per = per.max(1);
+    let pages = (n as u64 / per) << order;
+    let pageblocks = Pageblocks::new(0, pages.max(1), 512);
+    let cx = PageCx {
+        zone: spec.zone,
+        node: 0,
+        class: spec.class,
+        pageblocks: &pageblocks,
+        pgmap_ref,
+    };
+    let mut percpu = PercpuCounter::default();
+    let device = matches!(spec.class, PageClass::Device { .. });
+    let mut templates = lizhe::Templates::new(&cx);
+    if let (Some((order, per)), true) = (spec.compound, device) {
+        for c in 0..n as u64 / per {
+            let d = dst.add((c * per) as usize * RECORD_BYTES);
+            let head = c << order;
+            let first_tail = words(d, 1);
+            match spec.era {
+                Era::Lizhe(step) => lizhe::init_compound_run(
+                    d,
+                    head,
+                    0,
+                    per,
+                    order,
+                    first_tail,
+                    &cx,
+                    step,
+                    &mut templates,
+                ),
+                _ => v6_1::init_compound_run(d, head, 0, per, order, first_tail, &cx),
+            }
+        }
+        match spec.era {
+            Era::Lizhe(step) => lizhe::drain(step),
+            _ => pageblocks.set_range_movable(0, pages),
+        }
+        return;
+    }
+    match (spec.era, device) {
+        (Era::V4_19, true) => {
+            v4_19::pass1_run(dst, 0, n, &cx);
+            v4_19::pass2_run(dst, n, &cx, &mut percpu);
+        }
+        (Era::V4_19, false) | (Era::Williams2018, false) => v4_19::pass1_run(dst, 0, n, &cx),
+        (Era::Williams2018, true) => v4_19::williams_run(dst, 0, n, &cx, &mut percpu),
+        (Era::V6_1, true) => v6_1::init_device_run(dst, 0, n, &cx),
+        (Era::Lizhe(step), true) => lizhe::init_device_run(dst, 0, n, &cx, step, &templates),
+        (Era::V6_1 | Era::Lizhe(_), false) => v6_1::init_range_run(dst, 0, n, &cx),
+    }
+}
+
 #[cfg(test)]
 mod tests;

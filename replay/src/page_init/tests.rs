@@ -42,7 +42,11 @@ fn v6_1_device_pages_and_pageblocks() {
     unsafe { v6_1::init_device_run(b.as_mut_ptr() as *mut u8, first, n, &c) };
     let flags = base_flags(ZONE_DEVICE, 3);
     for (i, rec) in b.iter().enumerate() {
-        assert_eq!(*rec, expected_record(first + i as u64, flags, c.class), "pfn +{i}");
+        assert_eq!(
+            *rec,
+            expected_record(first + i as u64, flags, c.class),
+            "pfn +{i}"
+        );
     }
     // Pageblocks whose first pfn is in the run are movable; the partial first one is not.
     assert_eq!(pb.get(first), 0);
@@ -61,7 +65,10 @@ fn v6_1_altmap_and_ram_pages_point_to_themselves() {
         unsafe { v6_1::init_range_run(b.as_mut_ptr() as *mut u8, 4096, 1024, &c) };
         for (i, rec) in b.iter().enumerate() {
             let pfn = 4096 + i as u64;
-            assert_eq!(*rec, expected_record(pfn, base_flags(zone, 3), PageClass::SystemRam));
+            assert_eq!(
+                *rec,
+                expected_record(pfn, base_flags(zone, 3), PageClass::SystemRam)
+            );
         }
         assert_eq!(pb.get(4096), MIGRATE_MOVABLE);
         assert_eq!(pb.get(4096 + 512), MIGRATE_MOVABLE);
@@ -138,7 +145,11 @@ fn lizhe_device_runs_equal_the_6_1_records() {
         let mut b = garbage(2048);
         unsafe { lizhe::init_device_run(b.as_mut_ptr() as *mut u8, 0, 2048, &c, step, &t) };
         for (i, rec) in b.iter().enumerate() {
-            assert_eq!(*rec, expected_record(i as u64, flags, c.class), "{step:?} {i}");
+            assert_eq!(
+                *rec,
+                expected_record(i as u64, flags, c.class),
+                "{step:?} {i}"
+            );
         }
         for k in 0..4 {
             assert_eq!(pb.get(k * PB), MIGRATE_MOVABLE);
@@ -164,15 +175,27 @@ fn pre_4_20_two_passes_and_one_pass_leave_the_poisoned_record() {
         let mut one = garbage(1000);
         unsafe { v4_19::williams_run(one.as_mut_ptr() as *mut u8, 0, 1000, &c, &mut pc) };
         for i in 0..1000 {
-            assert_eq!(b[i], expected_record(i as u64, flags, class), "two passes {i}");
-            assert_eq!(one[i], expected_record(i as u64, flags, class), "one pass {i}");
+            assert_eq!(
+                b[i],
+                expected_record(i as u64, flags, class),
+                "two passes {i}"
+            );
+            assert_eq!(
+                one[i],
+                expected_record(i as u64, flags, class),
+                "one pass {i}"
+            );
         }
         assert_eq!(pb.get(0), MIGRATE_MOVABLE);
         assert_eq!(pb.get(512), MIGRATE_MOVABLE);
         // One reference per page per pass run: on the shared counter (fsdax, atomic
         // mode) or on this thread's per-CPU counter (devdax).
         let (shared, local) = if atomic { (2000, 0) } else { (0, 2000) };
-        assert_eq!((r.atomic_count(), pc.0), (shared, local), "atomic mode {atomic}");
+        assert_eq!(
+            (r.atomic_count(), pc.0),
+            (shared, local),
+            "atomic mode {atomic}"
+        );
     }
 }
 
