@@ -270,6 +270,14 @@ pub fn render_table(layouts: &[RangeLayout]) -> String {
             format_size(l.vmemmap_pagetable_bytes),
             l.struct_pages_written
         );
+        if let Some((a, n)) = l.altmap_init_range() {
+            let _ = writeln!(
+                s,
+                "  altmap init     {} ({n} struct pages, move_pfn_range_to_zone under the hotplug lock); {} struct pages initialised in all",
+                pfn_span(a, n, ps),
+                l.struct_pages_initialised
+            );
+        }
         let _ = writeln!(
             s,
             "  counts          sections {}, subsections {}, memory blocks {}, pageblocks {}",

@@ -105,6 +105,17 @@ fn every_strategy_writes_every_record_the_layout_needs() {
             .sum();
         assert_eq!(rep.metrics.struct_pages_written, need, "{}", s.name());
         assert_eq!(rep.metrics.uninitialised_reads, 0, "{}", s.name());
+        // The altmap's own pfns (map=dev) are initialised under the hotplug lock and
+        // checked too: every record of data and altmap was read back.
+        let altmap: u64 = prep
+            .engine
+            .plans
+            .iter()
+            .filter_map(|p| p.altmap_init.map(|(_, n)| n))
+            .sum();
+        assert!(altmap > 0, "the mixed scenario has a map=dev namespace");
+        assert_eq!(v.records_checked, need + altmap, "{}", s.name());
+        assert!(rep.phases.iter().any(|p| p.name == "altmap-init"));
         // Compound pages cut the records only for the strategies that have them.
         let dax_mem = prep
             .engine

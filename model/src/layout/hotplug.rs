@@ -96,6 +96,8 @@ pub fn hotplug_layout_in(
         compound_order: 0,
         struct_pages_per_compound: 1,
         struct_pages_written: pages,
+        altmap_struct_pages: 0,
+        struct_pages_initialised: pages,
         memmap_bytes: sim.bytes_device + sim.bytes_ram,
         memmap_bytes_device: sim.bytes_device,
         memmap_bytes_ram: sim.bytes_ram,

@@ -88,7 +88,7 @@ pub fn namespace_layout_in(
     } else {
         0
     };
-    Ok(RangeLayout {
+    let mut l = RangeLayout {
         name: spec.name.clone(),
         kind: PageKind::ZoneDevice,
         node: spec.node,
@@ -110,6 +110,8 @@ pub fn namespace_layout_in(
         compound_order,
         struct_pages_per_compound: per_compound,
         struct_pages_written: written,
+        altmap_struct_pages: 0,
+        struct_pages_initialised: written,
         memmap_bytes: sim.bytes_device + sim.bytes_ram,
         memmap_bytes_device: sim.bytes_device,
         memmap_bytes_ram: sim.bytes_ram,
@@ -121,7 +123,10 @@ pub fn namespace_layout_in(
         vmemmap_blocks: sim.blocks,
         extents,
         kernel_rules: p.kernel_rules(),
-    })
+    };
+    l.altmap_struct_pages = l.altmap_init_range().map_or(0, |(_, n)| n);
+    l.struct_pages_initialised = l.struct_pages_written + l.altmap_struct_pages;
+    Ok(l)
 }
 
 /// A raw or sector namespace: no pfn device, so no struct pages; the whole resource is data.
@@ -153,6 +158,8 @@ fn raw_layout(spec: &NamespaceSpec, p: &LayoutParams, res_end: u64) -> RangeLayo
         compound_order: 0,
         struct_pages_per_compound: 1,
         struct_pages_written: 0,
+        altmap_struct_pages: 0,
+        struct_pages_initialised: 0,
         memmap_bytes: 0,
         memmap_bytes_device: 0,
         memmap_bytes_ram: 0,
@@ -427,6 +434,29 @@ mod tests {
         // "initialised N pages": N = end_pfn - (base_pfn + reserve + free)
         assert_eq!(l.data_start_pfn, 0x110000);
         assert_eq!(l.data_pages, 4190208 - 65536);
+        // move_pfn_range_to_zone -> memmap_init_range: [base + reserve, base + offset),
+        // reserve = the 8 KiB info block.
+        assert_eq!(l.altmap_init_range(), Some((0x100002, 65534)));
+        assert_eq!(l.struct_pages_initialised, 4190208 - 2);
+    }
+
+    /// fsdax map=dev align 1G on 4 GiB: 786432 data pages plus 262142 altmap pages
+    /// (issue 15's example: the altmap pfns are a quarter of the namespace).
+    #[test]
+    fn altmap_pfns_initialised_under_the_hotplug_lock() {
+        let l =
+            namespace_layout(&ns(4 * GIB, NsMode::Fsdax, MapLocation::Dev, GIB), &p61()).unwrap();
+        assert_eq!(l.data_pages, 786432);
+        assert_eq!(l.altmap_struct_pages, 262142);
+        assert_eq!(l.struct_pages_initialised, 786432 + 262142);
+        // map=mem has no altmap: nothing more than the data's struct pages.
+        let m = namespace_layout(
+            &ns(4 * GIB, NsMode::Fsdax, MapLocation::Mem, 2 * MIB),
+            &p61(),
+        )
+        .unwrap();
+        assert_eq!((m.altmap_init_range(), m.altmap_struct_pages), (None, 0));
+        assert_eq!(m.struct_pages_initialised, m.struct_pages_written);
     }
 
     #[test]

@@ -79,6 +79,17 @@ pub struct RangeLayout {
     pub struct_pages_per_compound: u64,
     /// Struct pages the init actually writes (RAM: including the memmap_on_memory pages).
     pub struct_pages_written: u64,
+    /// Struct pages of the altmap's own pfns (the pfns holding the memmap on the device):
+    /// `move_pfn_range_to_zone` -> `memmap_init_range` initialises
+    /// [base_pfn + reserve, base_pfn + vmem_altmap_offset) under the hotplug lock before
+    /// `memmap_init_zone_device` (6.1 mm/memory_hotplug.c, mm/mm_init.c;
+    /// 4.19 `memmap_init_zone` does them in the same loop). 0 without an altmap.
+    #[serde(default)]
+    pub altmap_struct_pages: u64,
+    /// Every struct page the kernel initialises for this range: the data's
+    /// (`struct_pages_written`) plus the altmap's own.
+    #[serde(default)]
+    pub struct_pages_initialised: u64,
     /// Backing allocated for the vmemmap (device + RAM; page-table pages not included).
     pub memmap_bytes: u64,
     pub memmap_bytes_device: u64,
@@ -104,6 +115,21 @@ pub struct RangeLayout {
 }
 
 impl RangeLayout {
+    /// The altmap pfns `memmap_init_range` initialises: (first pfn, pages), None without
+    /// an altmap (see `altmap_struct_pages`).
+    pub fn altmap_init_range(&self) -> Option<(u64, u64)> {
+        let a = self.altmap?;
+        // memmap_init_range: "if (start_pfn == altmap->base_pfn) start_pfn += altmap->reserve;
+        // end_pfn = altmap->base_pfn + vmem_altmap_offset(altmap);"
+        let start = if self.range_start_pfn == a.base_pfn {
+            a.base_pfn + a.reserve
+        } else {
+            self.range_start_pfn
+        };
+        let end = a.base_pfn + a.offset();
+        (end > start).then_some((start, end - start))
+    }
+
     /// End pfn (exclusive) of the arch range.
     pub fn range_end_pfn(&self) -> u64 {
         self.range_start_pfn + self.range_pages

@@ -154,7 +154,7 @@ impl RepeatRun<'_> {
             Some((order, _)) => (pfn >> order << order, 1),
             None => (pfn, 1),
         };
-        let ready = w.records(pfn, n).all(|(_, got, want)| got == want);
+        let ready = w.records(pfn, n, false).all(|(_, got, want)| got == want);
         ready
     }
 }

@@ -212,6 +212,6 @@ fn writer_count(opts: &EngineOptions, namespaces: usize) -> u64 {
     } else {
         opts.faults.threads_per_namespace as u64
     };
-    // probe + init threads + fault threads per namespace
-    namespaces as u64 * (1 + opts.params.threads as u64 + faults)
+    // probe (altmap init, then its own share) + init threads + fault threads per namespace
+    namespaces as u64 * (2 + opts.params.threads as u64 + faults)
 }

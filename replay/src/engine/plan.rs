@@ -50,6 +50,9 @@ pub struct NsPlan {
     /// Target extents of this namespace's memmap (for populate / discard).
     pub(super) extents: Vec<(u64, u64)>,
     pub struct_pages_written: u64,
+    /// The altmap's own pfns `move_pfn_range_to_zone` initialises under the hotplug lock
+    /// (first pfn, pages); None without an altmap.
+    pub altmap_init: Option<(u64, u64)>,
 }
 
 /// One namespace's memmap placed in the target: where its records go, the extents to
@@ -252,6 +255,10 @@ impl NsPlan {
             placement: placed.placement,
             extents: placed.extents,
             struct_pages_written,
+            altmap_init: match l.kind {
+                PageKind::ZoneDevice => l.altmap_init_range(),
+                PageKind::SystemRam => None,
+            },
         }
     }
 }

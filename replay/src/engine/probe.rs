@@ -275,6 +275,14 @@ impl RepeatRun<'_> {
         st.populate_end_ns.store(pend, Ordering::Release);
         st.populated.store(true, Ordering::Release);
         self.phase("populate", ni, got, pend);
+        if let Some((a, n)) = plan.altmap_init {
+            // move_pfn_range_to_zone: the altmap's own pfns, still under the hotplug lock.
+            let t = ns_since(t0);
+            let mut w = self.writer(ni);
+            ctx.span(SpanKind::Init, a, n, || w.init_altmap(a, n, st));
+            st.altmap_records_written.fetch_add(n, Ordering::Relaxed);
+            self.phase("altmap-init", ni, t, ns_since(t0));
+        }
         let init0 = ns_since(t0);
         let mut cx = InitCx {
             run: self,

@@ -29,6 +29,8 @@ pub(super) struct NsState {
     pub(super) init_start_ns: AtomicU64,
     pub(super) failed: AtomicBool,
     pub(super) records_written: AtomicU64,
+    /// Records of the altmap's own pfns (not in `records_written`).
+    pub(super) altmap_records_written: AtomicU64,
     /// williams-async lanes (one per init thread).
     pub(super) lanes: Vec<Lane>,
     pub(super) lanes_active: AtomicUsize,
@@ -262,13 +264,20 @@ impl NsState {
             init_start_ns: AtomicU64::new(u64::MAX),
             failed: AtomicBool::new(false),
             records_written: AtomicU64::new(0),
+            altmap_records_written: AtomicU64::new(0),
             lanes_active: AtomicUsize::new(lanes.len()),
             lanes,
-            pageblocks: Pageblocks::new(
-                plan.data_start,
-                plan.data_pages,
-                plan.layout.params.pageblock_pages,
-            ),
+            pageblocks: {
+                // From the altmap's pfns (initialised first) to the end of the data.
+                let first = plan
+                    .altmap_init
+                    .map_or(plan.data_start, |(a, _)| a.min(plan.data_start));
+                Pageblocks::new(
+                    first,
+                    plan.data_start + plan.data_pages - first,
+                    plan.layout.params.pageblock_pages,
+                )
+            },
             pgmap_ref: PgmapRef::new(plan.pgmap_ref_atomic),
         }
     }

@@ -29,6 +29,14 @@ impl Engine {
                     p.name, p.struct_pages_written
                 ));
             }
+            let altmap = run.ns[ni].altmap_records_written.load(Ordering::Acquire);
+            let need = p.altmap_init.map_or(0, |(_, n)| n);
+            if altmap != need {
+                report(format!(
+                    "{}: {altmap} altmap records written, layout needs {need}",
+                    p.name
+                ));
+            }
             // Every pageblock of the data range is MIGRATE_MOVABLE.
             let pb = p.layout.params.pageblock_pages.max(1);
             let mut pfn = align_up(p.data_start, pb);
@@ -61,17 +69,24 @@ impl Engine {
         let Some(w) = self.window.as_ref() else {
             for p in &self.plans {
                 let w = self.writer(p, None);
-                for (pfn, got, want) in w.records(p.data_start, p.data_pages) {
-                    checked += 1;
-                    if got != want {
-                        let field = (0..8).find(|&k| got[k] != want[k]).unwrap_or(0);
-                        report(
-                            format!(
-                                "{}: pfn {pfn:#x}: word {field} is {:#x}, expected {:#x}",
-                                p.name, got[field], want[field]
-                            ),
-                            &mut errors,
-                        );
+                let altmap = p.altmap_init.map(|(a, n)| (a, n, true));
+                let data = Some((p.data_start, p.data_pages, false));
+                for (first, pages, is_altmap) in altmap.into_iter().chain(data) {
+                    for (pfn, got, want) in w.records(first, pages, is_altmap) {
+                        checked += 1;
+                        if got != want {
+                            let field = (0..8).find(|&k| got[k] != want[k]).unwrap_or(0);
+                            report(
+                                format!(
+                                    "{}: pfn {pfn:#x}{}: word {field} is {:#x}, expected {:#x}",
+                                    p.name,
+                                    if is_altmap { " (altmap)" } else { "" },
+                                    got[field],
+                                    want[field]
+                                ),
+                                &mut errors,
+                            );
+                        }
                     }
                 }
             }
@@ -119,6 +134,7 @@ fn plausible_record(p: &NsPlan, r: &[u64; 8]) -> bool {
             .map(|d| d / 64)
     };
     match (p.class, p.compound) {
+        (PageClass::Device { .. }, Some(_)) if altmap_record(p, r) => true,
         (PageClass::Device { pgmap, .. }, Some((order, _))) => {
             if r[0] & (1 << struct_page::PG_HEAD) != 0 {
                 return (r[0] & !(1 << struct_page::PG_HEAD)) == flags && r[1] == pgmap;
@@ -136,7 +152,7 @@ fn plausible_record(p: &NsPlan, r: &[u64; 8]) -> bool {
             }
         }
         (PageClass::Device { .. }, None) => {
-            *r == struct_page::expected_record(first, flags, p.class)
+            *r == struct_page::expected_record(first, flags, p.class) || altmap_record(p, r)
         }
         (PageClass::SystemRam, _) => match pfn_of(r[1].wrapping_sub(8)) {
             Some(pfn) => {
@@ -146,4 +162,20 @@ fn plausible_record(p: &NsPlan, r: &[u64; 8]) -> bool {
             None => false,
         },
     }
+}
+
+/// A record of one of the altmap's own pfns of `p` (window-mode verify).
+fn altmap_record(p: &NsPlan, r: &[u64; 8]) -> bool {
+    let Some((a, n)) = p.altmap_init else {
+        return false;
+    };
+    let Some(pfn) = r[1]
+        .wrapping_sub(8)
+        .checked_sub(struct_page::VMEMMAP_START)
+        .map(|d| d / 64)
+    else {
+        return false;
+    };
+    (a..a + n).contains(&pfn)
+        && *r == struct_page::expected_record(pfn, p.flags, PageClass::SystemRam)
 }

@@ -189,6 +189,36 @@ impl Writer<'_> {
         }
     }
 
+    /// `move_pfn_range_to_zone` -> `memmap_init_range` over the altmap's own pfns
+    /// [pfn, pfn+n): ZONE_DEVICE flags, reserved, list self-pointers, no pgmap (6.1;
+    /// before 4.20 the same loop as the data with the atomic SetPageReserved).
+    pub(super) fn init_altmap(&mut self, pfn: u64, n: u64, st: &NsState) {
+        let plan = self.plan;
+        let cx = PageCx {
+            zone: plan.zone,
+            node: plan.layout.node,
+            class: PageClass::SystemRam,
+            pageblocks: &st.pageblocks,
+            pgmap_ref: &st.pgmap_ref,
+        };
+        let Writer {
+            window,
+            base,
+            era,
+            persist,
+            ..
+        } = self;
+        runs(window, *base, plan, pfn, n, |p, k, dst| unsafe {
+            match era {
+                Era::V4_19 | Era::Williams2018 => v4_19::pass1_run(dst, p, k as usize, &cx),
+                Era::V6_1 | Era::Lizhe(_) => v6_1::init_range_run(dst, p, k as usize, &cx),
+            }
+            if *persist {
+                crate::target::flush_range(dst, k as usize * RECORD_BYTES);
+            }
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn write_compound(
         &mut self,
@@ -245,16 +275,19 @@ impl Writer<'_> {
     }
 
     /// (pfn, record found, record expected) for verification.
+    /// `altmap`: [pfn, pfn+n) are the altmap's own pfns (list self-pointers expected).
     pub(super) fn records(
         &self,
         pfn: u64,
         n: u64,
+        altmap: bool,
     ) -> impl Iterator<Item = (u64, [u64; 8], [u64; 8])> + '_ {
         let plan = self.plan;
         let base = self.base;
         let mut out = Vec::new();
         let mut chunk = |p: u64, k: u64, dst: *mut u8| out.push((p, k, dst as usize));
-        match (&plan.placement, plan.compound) {
+        let compound = plan.compound.filter(|_| !altmap);
+        match (&plan.placement, compound) {
             (
                 Placement::Compound {
                     off,
@@ -280,7 +313,10 @@ impl Writer<'_> {
             (0..k).map(move |i| {
                 let got =
                     unsafe { std::ptr::read_volatile((dst as *const [u64; 8]).add(i as usize)) };
-                let want = match plan.compound {
+                let want = match compound {
+                    _ if altmap => {
+                        struct_page::expected_record(p + i, plan.flags, PageClass::SystemRam)
+                    }
                     Some((order, _)) => {
                         let size = 1u64 << order;
                         let abs = p + i;
