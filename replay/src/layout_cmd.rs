@@ -94,6 +94,10 @@ pub struct LayoutJson<'a> {
     pub altmap_reserve_pages: u64,
     pub altmap_free_pages: u64,
     pub altmap_used_pages: u64,
+    /// Struct pages of the altmap's own pfns (move_pfn_range_to_zone, under the lock).
+    pub altmap_struct_pages: u64,
+    /// Every struct page initialised: data plus the altmap's own.
+    pub struct_pages_initialised: u64,
     pub sections: u64,
     pub subsections: u64,
     pub layout: &'a RangeLayout,
@@ -108,6 +112,8 @@ impl<'a> From<&'a RangeLayout> for LayoutJson<'a> {
             altmap_reserve_pages: l.altmap.map(|a| a.reserve).unwrap_or(0),
             altmap_free_pages: l.altmap.map(|a| a.free).unwrap_or(0),
             altmap_used_pages: l.altmap_used_pages(),
+            altmap_struct_pages: l.altmap_struct_pages,
+            struct_pages_initialised: l.struct_pages_initialised,
             sections: l.sections,
             subsections: l.subsections,
             layout: l,
@@ -387,6 +393,14 @@ mod tests {
         assert_eq!(j[2]["layout"]["kind"], "system-ram");
         assert_eq!(j[2]["layout"]["data_pages"], 32768 - 512);
         assert_eq!(j[1]["altmap_reserve_pages"], 2);
+        // ns1 is fsdax map=dev: its altmap pfns count in the struct pages initialised.
+        let alt = j[1]["altmap_struct_pages"].as_u64().unwrap();
+        assert_eq!(alt, j[1]["altmap_free_pages"].as_u64().unwrap());
+        assert_eq!(
+            j[1]["struct_pages_initialised"].as_u64().unwrap(),
+            j[1]["layout"]["struct_pages_written"].as_u64().unwrap() + alt
+        );
+        assert_eq!(j[0]["altmap_struct_pages"], 0);
         assert!(render_table(&l).contains("memory-block PMD"));
     }
 
