@@ -80,6 +80,11 @@ pub struct RunArgs {
     /// Allow writing over a target that holds data.
     #[arg(long)]
     pub destroy_data: bool,
+    /// On a persistent target, write every stored cache line back (clwb) so the memmap
+    /// is durable. The kernel does not (its memmap is rebuilt at every probe), so the
+    /// default leaves it out.
+    #[arg(long)]
+    pub persist_memmap: bool,
     /// Keep a target file the replay created.
     #[arg(long)]
     pub keep_target: bool,
@@ -354,6 +359,7 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
             params: params.clone(),
             faults: faults.clone(),
             verify: args.verify,
+            persist_memmap: args.persist_memmap,
             recorded_faults: std::sync::Arc::new(recorded_faults),
         },
         &layouts,
@@ -372,6 +378,13 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     }
     if args.scale != 1.0 {
         notes.push(format!("sizes scaled by {} from the scenario", args.scale));
+    }
+    if tinfo.persistent && !args.persist_memmap {
+        notes.push(
+            "persistent target: stored lines are not written back (the kernel does not flush \
+             its memmap); --persist-memmap adds the write-back"
+                .into(),
+        );
     }
     let config = RunConfig {
         strategy: strat.name().into(),

@@ -59,6 +59,7 @@ fn args(scenario: &Path, out: PathBuf, target: Option<PathBuf>) -> RunArgs {
         sync_lock: None,
         target,
         destroy_data: false,
+        persist_memmap: false,
         keep_target: false,
         window: None,
         faults: Some("none".into()),

@@ -69,6 +69,7 @@ fn args(scenario: &str, strategy: Strategy, out: PathBuf) -> RunArgs {
         sync_lock: None,
         target: None,
         destroy_data: false,
+        persist_memmap: false,
         keep_target: false,
         window: None,
         faults: None,

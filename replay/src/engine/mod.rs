@@ -39,6 +39,8 @@ pub struct EngineOptions {
     pub params: StrategyParams,
     pub faults: FaultConfig,
     pub verify: bool,
+    /// Write back the memmap's lines on a persistent target (`--persist-memmap`).
+    pub persist_memmap: bool,
     /// Faults of a trace as 4 KiB page offsets (pattern "trace").
     pub recorded_faults: Arc<Vec<u64>>,
 }
@@ -191,7 +193,9 @@ impl Engine {
             base: self.target.as_ptr(),
             plan,
             era: self.opts.strategy.era(),
-            persist: self.target.info().persistent && self.opts.params.store == StoreKind::Regular,
+            persist: self.opts.persist_memmap
+                && self.target.info().persistent
+                && self.opts.params.store == StoreKind::Regular,
             percpu: Default::default(),
             templates: None,
             window: slice.map(|i| {

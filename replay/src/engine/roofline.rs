@@ -23,7 +23,7 @@ impl Engine {
         let per_thread = (bytes / threads) / 64 * 64;
         let part = (span / threads) / 64 * 64;
         let base = self.target.as_ptr() as usize;
-        let persistent = self.target.info().persistent;
+        let persistent = self.opts.persist_memmap && self.target.info().persistent;
         let plan = &self.plans[0];
         let spec = page_init::BareSpec {
             era: self.opts.strategy.era(),
