@@ -255,7 +255,9 @@ impl RepeatRun<'_> {
             st.available.store(true, Ordering::Release);
         }
         let wait0 = ns_since(t0);
-        let guard = hotplug.lock().unwrap();
+        let guard = strat
+            .populate_under_hotplug_lock()
+            .then(|| hotplug.lock().unwrap());
         let got = ns_since(t0);
         if got - wait0 > 10_000 {
             self.phase("hotplug-lock-wait", ni, wait0, got);
@@ -289,7 +291,7 @@ impl RepeatRun<'_> {
             ni,
             t0,
             probe: &mut ctx,
-            hotplug: RefCell::new(Some(guard)),
+            hotplug: RefCell::new(guard),
         };
         strat.init_namespace(&mut cx);
         drop(cx);

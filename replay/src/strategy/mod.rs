@@ -36,6 +36,11 @@ pub trait InitStrategy: Sync {
     fn uses_compound(&self) -> bool {
         false
     }
+    /// Phase 1 (`__add_pages`, vmemmap populate) runs under the global hotplug lock, as in
+    /// every merged kernel; seed 003 patch 02 moves it out.
+    fn populate_under_hotplug_lock(&self) -> bool {
+        true
+    }
     /// How the namespaces of one host share the hotplug lock (run files, `strategies`).
     fn namespace_concurrency(&self) -> &'static str {
         "populate serialized on the hotplug lock, init in parallel per namespace"
@@ -124,6 +129,10 @@ impl Strategy {
 
     pub fn uses_compound(self) -> bool {
         self.0.uses_compound()
+    }
+
+    pub fn populate_under_hotplug_lock(self) -> bool {
+        self.0.populate_under_hotplug_lock()
     }
 
     pub fn namespace_concurrency(self) -> &'static str {

@@ -4,9 +4,12 @@
 //! mutex held while a sub-range is initialised (`memmap_init_range`); a first touch goes
 //! through `memmap_sync` (engine/fault.rs), which initialises the covering sub-ranges
 //! itself or waits for the thread holding the mutex. The lanes live in the engine
-//! because the fault path shares them. Simplified: pfn -> thread by arithmetic (the
-//! patch uses a radix tree), and `__add_pages` still runs in the foreground (patch 02
-//! moves it to the background with finer vmemmap locking; not replayed).
+//! because the fault path shares them. Patch 02 makes `__add_pages` asynchronous
+//! (`async_schedule_domain(section_init_async)`) with finer vmemmap locking (mutexes on
+//! the pgd/p4d/pud levels, a spinlock in `altmap_alloc_block_buf`): the replay populates
+//! each namespace without the global hotplug lock, so namespaces populate in parallel
+//! (the brief upper-level page-table locks are left out). Simplified: pfn -> thread by
+//! arithmetic (the patch uses a radix tree).
 
 use super::{params, InitCx, InitStrategy};
 use crate::page_init::Era;
@@ -29,6 +32,12 @@ impl InitStrategy for WilliamsAsync {
     }
     fn available_at_once(&self) -> bool {
         true
+    }
+    fn populate_under_hotplug_lock(&self) -> bool {
+        false
+    }
+    fn namespace_concurrency(&self) -> &'static str {
+        "populate in parallel (patch 02: async __add_pages, finer vmemmap locks), init in the background"
     }
     fn init_namespace(&self, cx: &mut InitCx) {
         cx.release_hotplug_lock();
