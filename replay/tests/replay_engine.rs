@@ -42,6 +42,13 @@ mode = "devdax"
 map = "dev"
 align = "2M"
 node = 1
+[[namespace]]
+name = "dax-1g"
+size = "3G"
+mode = "devdax"
+map = "mem"
+align = "1G"
+node = 1
 [[hotplug]]
 name = "dimm0"
 start = "0x8000000000"

@@ -150,7 +150,12 @@ impl Writer<'_> {
                 }
                 match self.era {
                     Era::V6_1 => st.pageblocks.set_range_movable(pfn, n),
-                    Era::Lizhe(step) => lizhe::drain(step),
+                    Era::Lizhe(step) => {
+                        lizhe::drain(step);
+                        // The pageblocks of reused tails (1G compound pages) are set over
+                        // the range as Debian's 6.1.192 does.
+                        st.pageblocks.set_range_movable(pfn, n);
+                    }
                     _ => {}
                 }
                 (n >> order) * per

@@ -268,10 +268,10 @@ pub unsafe fn bare_loop(spec: &BareSpec, dst: *mut u8, n: usize, pgmap_ref: &Pgm
                 _ => v6_1::init_compound_run(d, head, 0, per, order, first_tail, &cx),
             }
         }
-        match spec.era {
-            Era::Lizhe(step) => lizhe::drain(step),
-            _ => pageblocks.set_range_movable(0, pages),
+        if let Era::Lizhe(step) = spec.era {
+            lizhe::drain(step);
         }
+        pageblocks.set_range_movable(0, pages);
         return;
     }
     match (spec.era, device) {
