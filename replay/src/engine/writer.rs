@@ -29,6 +29,17 @@ pub(super) struct Writer<'a> {
     pub(super) templates: Option<lizhe::Templates>,
 }
 
+/// What the era writers need to know about the namespace (records of `class`).
+fn page_cx<'s>(plan: &NsPlan, class: PageClass, st: &'s NsState) -> PageCx<'s> {
+    PageCx {
+        zone: plan.zone,
+        node: plan.layout.node,
+        class,
+        pageblocks: &st.pageblocks,
+        pgmap_ref: &st.pgmap_ref,
+    }
+}
+
 /// Target offsets for the records of [pfn, pfn+n), as contiguous runs (a free function
 /// so the caller can hold other fields of the writer while it runs).
 fn runs(
@@ -113,13 +124,7 @@ impl Writer<'_> {
     /// kernel does; returns records written.
     pub(super) fn init(&mut self, pfn: u64, n: u64, st: &NsState) -> u64 {
         let plan = self.plan;
-        let cx = PageCx {
-            zone: plan.zone,
-            node: plan.layout.node,
-            class: plan.class,
-            pageblocks: &st.pageblocks,
-            pgmap_ref: &st.pgmap_ref,
-        };
+        let cx = page_cx(plan, plan.class, st);
         if let (Era::Lizhe(_), None) = (self.era, &self.templates) {
             self.templates = Some(lizhe::Templates::new(&cx));
         }
@@ -199,13 +204,7 @@ impl Writer<'_> {
     /// before 4.20 the same loop as the data with the atomic SetPageReserved).
     pub(super) fn init_altmap(&mut self, pfn: u64, n: u64, st: &NsState) {
         let plan = self.plan;
-        let cx = PageCx {
-            zone: plan.zone,
-            node: plan.layout.node,
-            class: PageClass::SystemRam,
-            pageblocks: &st.pageblocks,
-            pgmap_ref: &st.pgmap_ref,
-        };
+        let cx = page_cx(plan, PageClass::SystemRam, st);
         let Writer {
             window,
             base,
@@ -257,13 +256,7 @@ impl Writer<'_> {
         if !matches!(plan.class, PageClass::Device { .. }) {
             return;
         }
-        let cx = PageCx {
-            zone: plan.zone,
-            node: plan.layout.node,
-            class: plan.class,
-            pageblocks: &st.pageblocks,
-            pgmap_ref: &st.pgmap_ref,
-        };
+        let cx = page_cx(plan, plan.class, st);
         let Writer {
             window,
             base,
