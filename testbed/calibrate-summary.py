@@ -5,6 +5,7 @@ OUT/raw/CONFIG/{kernel.trace,dmesg.txt,replay.run.json.gz} and writes
   OUT/summary.csv        config,pages,kernel_us,replay_us (medians over the measured repeats)
   OUT/kernel_detail.csv  every function_graph record of every repeat (warm-up included, flagged)
   OUT/replay_detail.csv  every replay repeat
+  OUT/ratios.md          the table with kernel_us/replay_us per configuration
 
 A configuration that failed keeps its row in summary.csv with NA where nothing was
 measured; status.txt says why and which log to read. The same rules are checked by
@@ -146,6 +147,19 @@ def main():
         ratio = f"{float(k) / float(r):.2f}" if k != "NA" and r != "NA" and float(r) > 0 else "NA"
         s, why = st_of[name]
         print(f"{name:24} {pages:>9} {k:>11} {r:>11} {ratio:>6}  {s} {why}")
+    # the table of ratios, machine-made (README.md quotes the run it was written for)
+    ratios = []
+    with open(os.path.join(out, "ratios.md"), "w") as f:
+        f.write("| config | pages | kernel_us | replay_us | kernel/replay |\n| --- | ---: | ---: | ---: | ---: |\n")
+        for name, pages, k, r in rows:
+            ok = k != "NA" and r != "NA" and float(r) > 0
+            if ok:
+                ratios.append(float(k) / float(r))
+            s, why = st_of[name]
+            f.write(f"| {name} | {pages} | {k} | {r} | {f'{float(k) / float(r):.2f}' if ok else 'NA (' + s + ')'} |\n")
+        if ratios:
+            f.write(f"\nMedian kernel/replay ratio over {len(ratios)} configurations: {statistics.median(ratios):.2f} "
+                    f"(min {min(ratios):.2f}, max {max(ratios):.2f}).\n")
     for p in problems:
         print("PROBLEM:", p)
     return 1 if problems else 0

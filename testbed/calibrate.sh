@@ -85,7 +85,7 @@ el() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
 log() { echo "[calibrate +$(el)s] $*" | tee -a "$OUT/host.log" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 rm -rf "$OUT/raw" "$OUT"/summary.csv "$OUT"/kernel_detail.csv "$OUT"/replay_detail.csv "$OUT"/status.txt \
-  "$OUT"/PROVENANCE.md "$OUT"/host.log "$OUT"/serial.log "$OUT"/guest "$OUT"/qemu-*.txt "$OUT/log"
+  "$OUT"/PROVENANCE.md "$OUT"/ratios.md "$OUT"/host.log "$OUT"/serial.log "$OUT"/guest "$OUT"/qemu-*.txt "$OUT/log"
 : > "$OUT/host.log"
 log "strategy $STRATEGY, $(echo "$CONFIGS" | tr ',' '\n' | wc -l) configurations, kreps $KREPS (+1 warm-up), rreps $RREPS, output $OUT"
 
