@@ -119,7 +119,9 @@ fn parse_trace(text: &str, config: &str, problems: &mut Vec<String>) -> Vec<(u32
             let mut w = line[i + 13..].split_whitespace();
             let (c, r, be) = (w.next(), w.next(), w.next());
             if c != Some(config) {
-                problems.push(format!("{config}: kernel.trace marker of another configuration: {line}"));
+                problems.push(format!(
+                    "{config}: kernel.trace marker of another configuration: {line}"
+                ));
             }
             let r = r.and_then(|r| r.strip_prefix("repeat=")?.parse().ok());
             rep = if be == Some("BEGIN") { r } else { None };
@@ -129,18 +131,31 @@ fn parse_trace(text: &str, config: &str, problems: &mut Vec<String>) -> Vec<(u32
         if line.starts_with('#') || cols.len() < 4 {
             continue;
         }
-        let dur = cols[2].trim().trim_start_matches(['+', '!', '#', '*', '@', '$']).trim();
-        let Some(us) = dur.strip_suffix("us").and_then(|d| d.trim().parse::<f64>().ok()) else {
+        let dur = cols[2]
+            .trim()
+            .trim_start_matches(['+', '!', '#', '*', '@', '$'])
+            .trim();
+        let Some(us) = dur
+            .strip_suffix("us")
+            .and_then(|d| d.trim().parse::<f64>().ok())
+        else {
             continue;
         };
         let call = cols[3].trim();
-        let func = call
-            .strip_suffix("();")
-            .or_else(|| call.strip_prefix('}').map(|c| c.trim().trim_start_matches("/*").trim_end_matches("*/").trim()));
+        let func = call.strip_suffix("();").or_else(|| {
+            call.strip_prefix('}').map(|c| {
+                c.trim()
+                    .trim_start_matches("/*")
+                    .trim_end_matches("*/")
+                    .trim()
+            })
+        });
         let Some(func) = func else { continue };
         match rep {
             Some(r) => out.push((r, func.to_string(), us)),
-            None => problems.push(format!("{config}: kernel.trace record outside a repeat's markers: {line}")),
+            None => problems.push(format!(
+                "{config}: kernel.trace record outside a repeat's markers: {line}"
+            )),
         }
     }
     out
@@ -156,8 +171,13 @@ fn parse_dmesg(text: &str) -> BTreeMap<u32, Vec<u64>> {
             if let Some(r) = rep {
                 out.entry(r).or_default();
             }
-        } else if let (Some(r), Some(i)) = (rep, line.find("memmap_init_zone_device initialised ")) {
-            if let Some(n) = line[i + 36..].split_whitespace().next().and_then(|n| n.parse().ok()) {
+        } else if let (Some(r), Some(i)) = (rep, line.find("memmap_init_zone_device initialised "))
+        {
+            if let Some(n) = line[i + 36..]
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+            {
                 out.entry(r).or_default().push(n);
             }
         }
@@ -182,7 +202,10 @@ fn check(dir: &Path) -> Vec<String> {
     }
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     if rows.len() < 12 {
-        problems.push(format!("summary.csv: {} configurations, at least 12 expected", rows.len()));
+        problems.push(format!(
+            "summary.csv: {} configurations, at least 12 expected",
+            rows.len()
+        ));
     }
     let mut seen = BTreeSet::new();
     for r in &rows {
@@ -198,7 +221,11 @@ fn check(dir: &Path) -> Vec<String> {
     let mut status: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for l in status_text.lines() {
         let mut p = l.splitn(3, ' ');
-        let (n, s, why) = (p.next().unwrap_or(""), p.next().unwrap_or(""), p.next().unwrap_or(""));
+        let (n, s, why) = (
+            p.next().unwrap_or(""),
+            p.next().unwrap_or(""),
+            p.next().unwrap_or(""),
+        );
         if status.insert(n, (s, why)).is_some() {
             problems.push(format!("status.txt: {n} appears twice"));
         }
@@ -217,13 +244,22 @@ fn check(dir: &Path) -> Vec<String> {
     match read("kernel_detail.csv") {
         Ok(t) => {
             let mut it = t.lines();
-            if it.next() != Some("config,repeat,warmup,function,duration_us,kernel_pages,task,cpu") {
+            if it.next() != Some("config,repeat,warmup,function,duration_us,kernel_pages,task,cpu")
+            {
                 problems.push("kernel_detail.csv: unexpected header".into());
             }
             for l in it {
                 let f: Vec<&str> = l.split(',').collect();
-                match (f.first(), f.get(1).and_then(|r| r.parse().ok()), f.get(3), f.get(4).and_then(|d| d.parse().ok())) {
-                    (Some(c), Some(r), Some(func), Some(us)) => detail.entry(c.to_string()).or_default().push((r, func.to_string(), us)),
+                match (
+                    f.first(),
+                    f.get(1).and_then(|r| r.parse().ok()),
+                    f.get(3),
+                    f.get(4).and_then(|d| d.parse().ok()),
+                ) {
+                    (Some(c), Some(r), Some(func), Some(us)) => detail
+                        .entry(c.to_string())
+                        .or_default()
+                        .push((r, func.to_string(), us)),
                     _ => problems.push(format!("kernel_detail.csv: bad row {l}")),
                 }
             }
@@ -236,7 +272,9 @@ fn check(dir: &Path) -> Vec<String> {
     for r in rows.iter().filter(|r| r.len() == 4) {
         let (name, pages, kernel_us, replay_us) = (r[0], r[1], r[2], r[3]);
         let Some((mode, map, align, size)) = parse_config(name) else {
-            problems.push(format!("{name}: not a MODE-MAP-ALIGN-SIZE name (e.g. fsdax-dev-2M-4G)"));
+            problems.push(format!(
+                "{name}: not a MODE-MAP-ALIGN-SIZE name (e.g. fsdax-dev-2M-4G)"
+            ));
             continue;
         };
         let raw = format!("raw/{name}");
@@ -249,7 +287,9 @@ fn check(dir: &Path) -> Vec<String> {
             if let Some(i) = why.find("(log: ") {
                 let log = why[i + 6..].split([',', ')']).next().unwrap_or("").trim();
                 if !dir.join(log).exists() {
-                    problems.push(format!("{name}: status.txt names the log {log}, which is not there"));
+                    problems.push(format!(
+                        "{name}: status.txt names the log {log}, which is not there"
+                    ));
                 }
             } else if !why.starts_with("not run") {
                 problems.push(format!("{name}: FAIL names no log: {why}"));
@@ -260,7 +300,10 @@ fn check(dir: &Path) -> Vec<String> {
         }
         let num = |s: &str| s.parse::<f64>().ok();
         if st == "OK" {
-            if [pages, kernel_us, replay_us].iter().any(|v| num(v).is_none()) {
+            if [pages, kernel_us, replay_us]
+                .iter()
+                .any(|v| num(v).is_none())
+            {
                 problems.push(format!("{name}: OK but summary row is {r:?}"));
                 continue;
             }
@@ -268,33 +311,50 @@ fn check(dir: &Path) -> Vec<String> {
         }
 
         // pages: the recorded namespace is the configuration's, and the model's count
-        if let (Ok(t), Some(p)) = (Trace::read(&dir.join(&raw).join("snapshot.jsonl")), pages.parse::<u64>().ok()) {
+        if let (Ok(t), Some(p)) = (
+            Trace::read(&dir.join(&raw).join("snapshot.jsonl")),
+            pages.parse::<u64>().ok(),
+        ) {
             let ns: Vec<_> = t
                 .events
                 .iter()
                 .filter_map(|e| e.namespace_spec())
-                .filter(|s| s.start_phys >= REGION0_START && s.start_phys < REGION0_START + (12u64 << 30))
+                .filter(|s| {
+                    s.start_phys >= REGION0_START && s.start_phys < REGION0_START + (12u64 << 30)
+                })
                 .collect();
             if ns.len() != 1 {
-                problems.push(format!("{name}: snapshot has {} namespaces on region 0, 1 expected", ns.len()));
+                problems.push(format!(
+                    "{name}: snapshot has {} namespaces on region 0, 1 expected",
+                    ns.len()
+                ));
             } else {
                 let s = &ns[0];
                 if (s.mode, s.map, s.align_bytes, s.size_bytes) != (mode, map, align, size) {
-                    problems.push(format!("{name}: the recorded namespace is {:?} {:?} align {} size {}", s.mode, s.map, s.align_bytes, s.size_bytes));
+                    problems.push(format!(
+                        "{name}: the recorded namespace is {:?} {:?} align {} size {}",
+                        s.mode, s.map, s.align_bytes, s.size_bytes
+                    ));
                 }
                 match namespace_layout(s, &params) {
                     Ok(l) => {
                         if l.struct_pages_written != p {
-                            problems.push(format!("{name}: pages {p}, layout model {}", l.struct_pages_written));
+                            problems.push(format!(
+                                "{name}: pages {p}, layout model {}",
+                                l.struct_pages_written
+                            ));
                         }
-                        let dm = parse_dmesg(&read(&format!("{raw}/dmesg.txt")).unwrap_or_default());
+                        let dm =
+                            parse_dmesg(&read(&format!("{raw}/dmesg.txt")).unwrap_or_default());
                         for (rep, n) in &dm {
                             if n.len() != 1 || n[0] != l.data_pages {
                                 problems.push(format!("{name} repeat {rep}: kernel initialised {n:?} pages, model data_pages {}", l.data_pages));
                             }
                         }
                         if dm.is_empty() {
-                            problems.push(format!("{name}: no 'initialised N pages' line in {raw}/dmesg.txt"));
+                            problems.push(format!(
+                                "{name}: no 'initialised N pages' line in {raw}/dmesg.txt"
+                            ));
                         }
                     }
                     Err(e) => problems.push(format!("{name}: layout model: {e}")),
@@ -307,13 +367,26 @@ fn check(dir: &Path) -> Vec<String> {
         // kernel_us: median of the raw trace
         if let Ok(text) = read(&format!("{raw}/kernel.trace")) {
             let recs = parse_trace(&text, name, &mut problems);
-            let mut want: Vec<(u32, String, f64)> = recs.iter().filter(|r| FUNCS.contains(&r.1.as_str())).cloned().collect();
+            let mut want: Vec<(u32, String, f64)> = recs
+                .iter()
+                .filter(|r| FUNCS.contains(&r.1.as_str()))
+                .cloned()
+                .collect();
             let mut got = detail.remove(name).unwrap_or_default();
-            let key = |a: &(u32, String, f64), b: &(u32, String, f64)| (a.0, &a.1).cmp(&(b.0, &b.1)).then(a.2.total_cmp(&b.2));
+            let key = |a: &(u32, String, f64), b: &(u32, String, f64)| {
+                (a.0, &a.1).cmp(&(b.0, &b.1)).then(a.2.total_cmp(&b.2))
+            };
             want.sort_by(key);
             got.sort_by(key);
-            if want.len() != got.len() || want.iter().zip(&got).any(|(a, b)| a.0 != b.0 || a.1 != b.1 || !close(a.2, b.2)) {
-                problems.push(format!("{name}: kernel_detail.csv does not hold exactly the raw trace's records"));
+            if want.len() != got.len()
+                || want
+                    .iter()
+                    .zip(&got)
+                    .any(|(a, b)| a.0 != b.0 || a.1 != b.1 || !close(a.2, b.2))
+            {
+                problems.push(format!(
+                    "{name}: kernel_detail.csv does not hold exactly the raw trace's records"
+                ));
             }
             let mut by_rep: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
             for (rep, f, us) in &recs {
@@ -325,10 +398,16 @@ fn check(dir: &Path) -> Vec<String> {
                 if by_rep.len() < 3 || by_rep.values().any(|v| v.len() != 1) {
                     problems.push(format!("{name}: measured repeats with memmap_init_zone_device records: {by_rep:?} (>= 3 repeats, one record each)"));
                 }
-                let mut v: Vec<f64> = by_rep.values().filter(|v| v.len() == 1).map(|v| v[0]).collect();
+                let mut v: Vec<f64> = by_rep
+                    .values()
+                    .filter(|v| v.len() == 1)
+                    .map(|v| v[0])
+                    .collect();
                 match (median(&mut v), num(kernel_us)) {
                     (Some(m), Some(k)) if close(m, k) => {}
-                    (m, k) => problems.push(format!("{name}: kernel_us {k:?}, median of the raw trace {m:?}")),
+                    (m, k) => problems.push(format!(
+                        "{name}: kernel_us {k:?}, median of the raw trace {m:?}"
+                    )),
                 }
             }
         } else if st == "OK" {
@@ -338,17 +417,25 @@ fn check(dir: &Path) -> Vec<String> {
         // replay_us: median of the run file's init phases
         let run = dir.join(&raw).join("replay.run.json.gz");
         if st == "OK" {
-            let v: Option<serde_json::Value> = std::fs::File::open(&run).ok().and_then(|f| serde_json::from_reader(GzDecoder::new(f)).ok());
+            let v: Option<serde_json::Value> = std::fs::File::open(&run)
+                .ok()
+                .and_then(|f| serde_json::from_reader(GzDecoder::new(f)).ok());
             let Some(v) = v else {
                 problems.push(format!("{name}: {} unreadable", run.display()));
                 continue;
             };
             if v["config"]["params"]["threads"].as_u64() != Some(1) {
-                problems.push(format!("{name}: replay ran with {} init threads, 1 expected", v["config"]["params"]["threads"]));
+                problems.push(format!(
+                    "{name}: replay ran with {} init threads, 1 expected",
+                    v["config"]["params"]["threads"]
+                ));
             }
             let ns = v["layout"][0]["name"].as_str().unwrap_or("").to_string();
             if v["layout"][0]["struct_pages_written"].as_u64() != pages.parse().ok() {
-                problems.push(format!("{name}: run file layout struct_pages_written {} != pages {pages}", v["layout"][0]["struct_pages_written"]));
+                problems.push(format!(
+                    "{name}: run file layout struct_pages_written {} != pages {pages}",
+                    v["layout"][0]["struct_pages_written"]
+                ));
             }
             let reps = v["repeats"].as_array().cloned().unwrap_or_default();
             let mut inits: Vec<f64> = Vec::new();
@@ -358,25 +445,38 @@ fn check(dir: &Path) -> Vec<String> {
                     .into_iter()
                     .flatten()
                     .filter(|p| p["name"] == "init" && p["namespace"] == ns.as_str())
-                    .filter_map(|p| Some((p["end_ns"].as_u64()? - p["start_ns"].as_u64()?) as f64 / 1000.0))
+                    .filter_map(|p| {
+                        Some((p["end_ns"].as_u64()? - p["start_ns"].as_u64()?) as f64 / 1000.0)
+                    })
                     .collect();
                 if ph.len() == 1 {
                     inits.push(ph[0]);
                 } else {
-                    problems.push(format!("{name}: replay repeat {} has {} init phases for {ns}", rp["index"], ph.len()));
+                    problems.push(format!(
+                        "{name}: replay repeat {} has {} init phases for {ns}",
+                        rp["index"],
+                        ph.len()
+                    ));
                 }
             }
             if inits.len() < 3 {
-                problems.push(format!("{name}: {} replay repeats, at least 3 expected", inits.len()));
+                problems.push(format!(
+                    "{name}: {} replay repeats, at least 3 expected",
+                    inits.len()
+                ));
             }
             match (median(&mut inits), num(replay_us)) {
                 (Some(m), Some(k)) if close(m, k) => {}
-                (m, k) => problems.push(format!("{name}: replay_us {k:?}, median of the run file {m:?}")),
+                (m, k) => problems.push(format!(
+                    "{name}: replay_us {k:?}, median of the run file {m:?}"
+                )),
             }
         }
     }
     if ok_rows < 12 {
-        problems.push(format!("only {ok_rows} configurations measured (OK); at least 12 expected"));
+        problems.push(format!(
+            "only {ok_rows} configurations measured (OK); at least 12 expected"
+        ));
     }
     for c in detail.keys() {
         problems.push(format!("kernel_detail.csv: {c} is not in summary.csv"));
