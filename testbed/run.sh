@@ -55,7 +55,6 @@ while [ $# -gt 0 ]; do
 done
 KPKG=${KPKG:-linux-image-6.1.0-56-amd64}
 KDEB_VERSION=${KDEB_VERSION:-6.1.192-2}
-KVER=${KPKG#linux-image-}
 NVSIZE=16G
 LABEL_SIZE=128K
 STEP_TIMEOUT=${STEP_TIMEOUT:-150}
@@ -85,52 +84,15 @@ rm -rf "$OUT"/*.jsonl "$OUT"/guest-* "$OUT"/serial-*.log "$OUT"/host.log "$OUT"/
 : > "$OUT/host.log"
 log "work dir $WORK, output $OUT, steps:$STEPS"
 
-# ---------------------------------------------------------------- host packages
-need=""
-for p in qemu-system-x86 busybox-static ndctl daxctl cpio e2fsprogs xfsprogs kmod gcc libc6-dev python3; do
-  dpkg -s $p >/dev/null 2>&1 || need="$need $p"
-done
-if [ -n "$need" ]; then
-  log "apt-get install$need"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
-fi
-
-# ---------------------------------------------------------------- kernel (pinned, cached)
-KDIR=$WORK/kernel/$KPKG
-if [ ! -f "$KDIR/ok" ]; then
-  mkdir -p "$WORK/deb"
-  deb=$(ls "$WORK/deb/${KPKG}_${KDEB_VERSION}_amd64.deb" 2>/dev/null || true)
-  if [ -z "$deb" ]; then
-    avail=$(apt-cache madison "$KPKG" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}' | tr '\n' ' ')
-    if [ -z "$avail" ]; then apt-get update -qq || true; avail=$(apt-cache madison "$KPKG" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}' | tr '\n' ' '); fi
-    case " $avail " in
-      *" $KDEB_VERSION "*) ;;
-      *) die "apt cannot provide $KPKG=$KDEB_VERSION (apt offers: ${avail:-nothing}). The testbed's traces and checks are for this exact kernel; put the .deb at $WORK/deb/${KPKG}_${KDEB_VERSION}_amd64.deb, or set KPKG/KDEB_VERSION to another 6.1 package knowingly." ;;
-    esac
-    log "apt-get download $KPKG=$KDEB_VERSION"
-    (cd "$WORK/deb" && apt-get download -q -o APT::Sandbox::User=root "$KPKG=$KDEB_VERSION" >/dev/null) || die "apt-get download $KPKG=$KDEB_VERSION failed"
-    deb=$WORK/deb/${KPKG}_${KDEB_VERSION}_amd64.deb
-  fi
-  got=$(dpkg-deb -f "$deb" Version)
-  [ "$got" = "$KDEB_VERSION" ] || die "$deb has version $got, expected $KDEB_VERSION"
-  rm -rf "$KDIR"; mkdir -p "$KDIR"
-  dpkg-deb -x "$deb" "$KDIR"
-  depmod -b "$KDIR" "$KVER"
-  echo "$KPKG $got" > "$KDIR/ok"
-fi
-KERNEL=$KDIR/boot/vmlinuz-$KVER
-[ -f "$KERNEL" ] || die "no $KERNEL"
-KDEBVER=$(cut -d' ' -f2 "$KDIR/ok")
+# ---------------------------------------------------------------- host packages, kernel (pinned, cached)
+. "$TB/lib.sh"
+tb_host_packages
+tb_kernel
 log "kernel $KPKG $KDEBVER"
 
 # ---------------------------------------------------------------- collector
 if [ -z "$COLLECTOR" ]; then
-  log "cargo build --release -p memmap-collect"
-  (cd "$ROOT" && cargo build --release -q -p memmap-collect) > "$OUT/cargo-build.txt" 2>&1 \
-    || { tail -30 "$OUT/cargo-build.txt" >&2; die "cargo build --release -p memmap-collect failed (log: $OUT/cargo-build.txt)"; }
-  COLLECTOR=$ROOT/target/release/memmap-collect
-  [ -s "$OUT/cargo-build.txt" ] || rm -f "$OUT/cargo-build.txt"
+  COLLECTOR=$(tb_cargo_bin memmap-collect memmap-collect "$OUT/cargo-build.txt")
 fi
 [ -x "$COLLECTOR" ] || die "no collector binary at $COLLECTOR"
 # release has debuginfo: the initramfs gets a stripped copy
@@ -139,33 +101,9 @@ COLLECTOR_SHA=$(sha256sum < "$COLLECTOR" | cut -d' ' -f1)
 
 # ---------------------------------------------------------------- initramfs
 R=$WORK/rootfs
-rm -rf "$R"
-mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,mnt,out,etc,boot,testbed,usr/bin,usr/sbin}
-cp /bin/busybox "$R/bin/busybox"
-for a in $(/bin/busybox --list | grep -vx busybox); do ln -sf busybox "$R/bin/$a"; done
-gcc -O2 -static -Wall -o "$R/bin/dax-touch" "$TB/guest/dax-touch.c"
-cp "$WORK/memmap-collect" "$R/bin/memmap-collect"
-for b in "$R/bin/memmap-collect" /usr/bin/ndctl /usr/bin/daxctl /usr/sbin/mke2fs /usr/sbin/mkfs.xfs; do
-  case $b in "$R"/*) ;; *) rm -f "$R/bin/$(basename $b)"; cp "$b" "$R/bin/" ;; esac
-  for l in $(ldd "$b" | awk '/=>/ && $3 ~ /^\// {print $3} /ld-linux/ {print $1}'); do
-    mkdir -p "$R$(dirname $l)"; cp -L "$l" "$R$l"
-  done
-done
-ln -sf mke2fs "$R/bin/mkfs.ext4"
-cp /etc/mke2fs.conf "$R/etc/" 2>/dev/null || true
-# the kernel config, for the collector's kernel-config event (Debian has no /proc/config.gz)
-cp "$KDIR/boot/config-$KVER" "$R/boot/"
-MODS="nfit nd_pmem nd_btt dax_pmem device_dax kmem virtio_blk virtio_pci ext4 xfs"
-for m in $MODS; do
-  modprobe -C /dev/null -d "$KDIR" -S "$KVER" --show-depends $m | awk '$1=="insmod"{print $2}'
-done | awk '!seen[$0]++' | while read -r p; do
-  rel=${p#$KDIR/}; mkdir -p "$R/$(dirname $rel)"; cp "$p" "$R/$rel"; echo "$rel"
-done > "$R/testbed/modules.order"
-cp "$KDIR"/lib/modules/$KVER/modules.order "$KDIR"/lib/modules/$KVER/modules.builtin* "$R/lib/modules/$KVER/"
-depmod -b "$R" "$KVER"
-cp "$TB/guest/init" "$R/init"; chmod +x "$R/init"
+tb_rootfs "$R" "$WORK/memmap-collect"
 cp "$TB/guest/steps.sh" "$R/testbed/steps.sh"
-(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1 > "$WORK/initrd.img")
+tb_pack "$R" "$WORK/initrd.img"
 log "initramfs $(du -h "$WORK/initrd.img" | cut -f1) (collector sha256 ${COLLECTOR_SHA:0:12})"
 
 # ---------------------------------------------------------------- boot
