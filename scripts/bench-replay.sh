@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Replay benchmarks recorded in docs/benchmarks.md. Ratios are measured inside each run
-# (engine vs bare store loop, strategy vs same-run roofline), so they survive a noisy
+# (engine vs the era's per-page writer run bare, strategy vs same-run roofline), so they survive a noisy
 # machine; repeats give the spread. Usage: scripts/bench-replay.sh [OUTDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ PY
 echo "## engine efficiency and roofline, qemu-16g, anonymous memory, $R repeats"
 echo "| strategy | threads | store | engine efficiency median [min, max] | fraction of NT roofline median [min, max] | memmap GB/s | time to complete ms |"
 echo "|---|---|---|---|---|---|---|"
-for s in legacy-double-pass williams-mt williams-async duyck jordan-padata martins-compound lizhe-nt; do
+for s in $($bin strategies | awk '/^[a-z]/ {print $1}'); do
   $bin run qemu-16g --strategy $s --faults none --repeat $R --verify -o "$out/eff-$s.run.json" >/dev/null
   summ "$out/eff-$s.run.json"
 done

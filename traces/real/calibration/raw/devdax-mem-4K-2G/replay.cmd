@@ -1,1 +1,0 @@
-memmap-replay run /out/raw/devdax-mem-4K-2G/layout.jsonl --strategy duyck --threads 1 --repeat 5 --faults none --verify  -o /out/raw/devdax-mem-4K-2G/replay.run.json --json

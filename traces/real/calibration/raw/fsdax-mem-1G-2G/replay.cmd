@@ -1,1 +1,0 @@
-memmap-replay run /out/raw/fsdax-mem-1G-2G/layout.jsonl --strategy duyck --threads 1 --repeat 5 --faults none --verify  -o /out/raw/fsdax-mem-1G-2G/replay.run.json --json

@@ -1,1 +1,0 @@
-memmap-replay run /out/raw/fsdax-mem-1G-4G/layout.jsonl --strategy duyck --threads 1 --repeat 5 --faults none --verify  -o /out/raw/fsdax-mem-1G-4G/replay.run.json --json
