@@ -326,6 +326,9 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let layouts = scenario.layouts(&label, args.scale)?;
     check_has_memmap(&layouts, &label)?;
     let strat = args.strategy;
+    strat
+        .check_layout_rules(scenario.kernel.subsection_hotplug)
+        .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let params = strategy_params(args, strat, scenario.host.cpus_per_node)?;
     let faults = fault_config(args, &scenario.faults, &recorded_faults, &label)?;
     // Threads over all ranges, before any is started (the engine starts them per range).

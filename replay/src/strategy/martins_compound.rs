@@ -23,6 +23,9 @@ impl InitStrategy for MartinsCompound {
     fn uses_compound(&self) -> bool {
         true
     }
+    fn needs_subsection_hotplug(&self) -> bool {
+        true
+    }
     fn init_namespace(&self, cx: &mut InitCx) {
         single_pass(cx)
     }

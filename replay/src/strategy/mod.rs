@@ -36,6 +36,11 @@ pub trait InitStrategy: Sync {
     fn uses_compound(&self) -> bool {
         false
     }
+    /// The kernel of this strategy has sub-section hotplug (5.3+): it cannot run on a
+    /// scenario laid out with the section-granular rules of older kernels.
+    fn needs_subsection_hotplug(&self) -> bool {
+        false
+    }
     /// Phase 1 (`__add_pages`, vmemmap populate) runs under the global hotplug lock, as in
     /// every merged kernel; seed 003 patch 02 moves it out.
     fn populate_under_hotplug_lock(&self) -> bool {
@@ -129,6 +134,25 @@ impl Strategy {
 
     pub fn uses_compound(self) -> bool {
         self.0.uses_compound()
+    }
+
+    /// Refuse a strategy whose kernel is newer than the scenario's layout rules, naming
+    /// the strategies that fit them.
+    pub fn check_layout_rules(self, subsection_hotplug: bool) -> Result<(), String> {
+        if subsection_hotplug || !self.0.needs_subsection_hotplug() {
+            return Ok(());
+        }
+        let fit: Vec<&str> = ALL
+            .iter()
+            .filter(|s| !s.0.needs_subsection_hotplug())
+            .map(|s| s.name())
+            .collect();
+        Err(format!(
+            "strategy {} needs a 5.3+ kernel (sub-section hotplug, compound devmaps) but the \
+             scenario is laid out with pre-5.3 section rules; strategies of that era: {}",
+            self.name(),
+            fit.join(", ")
+        ))
     }
 
     pub fn populate_under_hotplug_lock(self) -> bool {
@@ -234,6 +258,22 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), ALL.len(), "names are unique");
+    }
+
+    #[test]
+    fn newer_strategies_refused_on_pre_5_3_layouts_with_the_valid_ones() {
+        for s in ALL {
+            assert!(s.check_layout_rules(true).is_ok());
+        }
+        let e = Strategy::MARTINS_COMPOUND
+            .check_layout_rules(false)
+            .unwrap_err();
+        assert!(
+            e.contains("duyck") && e.contains("williams-mt") && !e.contains("lizhe"),
+            "{e}"
+        );
+        assert!(Strategy::DUYCK.check_layout_rules(false).is_ok());
+        assert!(Strategy::LIZHE_NT.check_layout_rules(false).is_err());
     }
 
     #[test]
