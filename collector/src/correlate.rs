@@ -192,8 +192,11 @@ fn value_string(v: &Value) -> String {
 /// The event name without its system / group (`fs_dax:dax_pmd_fault` -> `dax_pmd_fault`,
 /// `kpz/memmap_init_zone_device` -> `memmap_init_zone_device`).
 pub fn base_name(name: &str) -> &str {
-    let n = name.rsplit(':').next().unwrap_or(name);
-    n.rsplit('/').next().unwrap_or(n)
+    // byte loops: `rsplit` (memrchr) cost ~6 % of a perf-script import on names this short
+    fn after(n: &str, c: u8) -> &str {
+        &n[n.bytes().rposition(|b| b == c).map_or(0, |i| i + 1)..]
+    }
+    after(after(name, b':'), b'/')
 }
 
 /// Where a memmap function's pfn range is in its kprobe arguments.

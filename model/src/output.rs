@@ -337,6 +337,127 @@ fn random_u64(salt: u32) -> u64 {
     h.finish()
 }
 
+/// An [`Output`] written with `O_DIRECT` (Linux): for large outputs that are fsynced at
+/// the end anyway (`import` of a 1 GB capture writes 1-2.3 GB). Buffered writes first
+/// copy every byte into fresh page-cache pages; on our VM that copy ran at ~330 MB/s
+/// (`dd` to a new file; 91 % of its time in `copy_folio_from_iter_atomic`) against
+/// ~1.5 GB/s with `O_DIRECT`, and renaming over the previous output then also freed its
+/// gigabytes of cache. Whole [`DirectOutput::BLOCK`]s go out with `O_DIRECT` from an
+/// aligned buffer; the tail (and everything, where the file system refuses `O_DIRECT`,
+/// e.g. tmpfs) is written buffered. [`DirectOutput::commit`] is [`Output::commit`]:
+/// fsync, then rename.
+pub struct DirectOutput {
+    o: Output,
+    /// `BLOCK` bytes from `off`, page-aligned in memory; never reallocated.
+    buf: Vec<u8>,
+    off: usize,
+    len: usize,
+    direct: bool,
+}
+
+impl DirectOutput {
+    /// Bytes per `O_DIRECT` write (a multiple of every logical block size).
+    pub const BLOCK: usize = 4 << 20;
+    const ALIGN: usize = 4096;
+
+    pub fn new(mut o: Output) -> DirectOutput {
+        let direct = set_direct(o.writer().get_ref(), true);
+        let buf = vec![0u8; Self::BLOCK + Self::ALIGN];
+        let off = buf.as_ptr().align_offset(Self::ALIGN);
+        DirectOutput {
+            o,
+            buf,
+            off,
+            len: 0,
+            direct,
+        }
+    }
+
+    /// The destination as given.
+    pub fn path(&self) -> &Path {
+        self.o.path()
+    }
+
+    /// Writes the full buffer (`BLOCK` bytes, or the tail with `O_DIRECT` off).
+    fn write_out(&mut self) -> io::Result<()> {
+        let data = &self.buf[self.off..self.off + self.len];
+        let f = self.o.writer().get_mut();
+        match f.write_all(data) {
+            Err(e) if self.direct && e.raw_os_error() == Some(EINVAL) => {
+                // O_DIRECT accepted at open, refused at write (some file systems): the
+                // file offset has not moved, write it buffered.
+                self.direct = false;
+                set_direct(f, false);
+                f.write_all(data)
+            }
+            r => r,
+        }
+        .map_err(|e| refuse(e.kind(), &self.o.tmp, format_args!("write: {e}")))?;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Write the tail, fsync and rename (see [`Output::commit`]).
+    pub fn commit(mut self) -> io::Result<()> {
+        if self.direct {
+            self.direct = false;
+            set_direct(self.o.writer().get_ref(), false);
+        }
+        if self.len > 0 {
+            self.write_out()?;
+        }
+        self.o.commit()
+    }
+}
+
+impl Write for DirectOutput {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(Self::BLOCK - self.len);
+        let at = self.off + self.len;
+        self.buf[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        if self.len == Self::BLOCK {
+            self.write_out()?;
+        }
+        Ok(n)
+    }
+    /// Nothing: a partial block cannot go out with `O_DIRECT`, and the temporary file is
+    /// not read before [`DirectOutput::commit`].
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+const EINVAL: i32 = libc::EINVAL;
+#[cfg(not(target_os = "linux"))]
+const EINVAL: i32 = 22;
+
+/// Sets or clears `O_DIRECT` on `f`; whether it is now set.
+#[cfg(target_os = "linux")]
+fn set_direct(f: &File, on: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this File owns; F_GETFL/F_SETFL touch only its flags.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 {
+            return false;
+        }
+        let want = if on {
+            fl | libc::O_DIRECT
+        } else {
+            fl & !libc::O_DIRECT
+        };
+        libc::fcntl(fd, libc::F_SETFL, want) == 0 && on
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_direct(_: &File, _: bool) -> bool {
+    false
+}
+
 /// Write `dest` with `body` through an [`Output`]: all of it, or (on any error) nothing.
 pub fn write_atomic(
     dest: &Path,
