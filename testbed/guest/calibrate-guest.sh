@@ -123,6 +123,12 @@ main() {
     echo "memmap-collect --version: $(memmap-collect --version 2>&1)"
     sha256sum /bin/memmap-replay /bin/memmap-collect
     cat /testbed/calib.conf
+    # Which per-page helpers are out of line in this kernel (a symbol means a real call per
+    # page: docs/fidelity.md), and the CPU mitigations that cost calls and returns.
+    echo "kallsyms (init helpers):"
+    grep -wE '__init_single_page|__init_zone_device_page|memmap_init_compound|memmap_init_range|set_pfnblock_flags_mask|prep_compound_tail|prep_compound_head|__x86_return_thunk|srso_return_thunk|retbleed_return_thunk' /proc/kallsyms
+    echo "vulnerabilities:"
+    grep -H . /sys/devices/system/cpu/vulnerabilities/* 2>&1
   } > $O/guest-info.txt 2>&1
   { ndctl disable-region all; ndctl init-labels -f all; ndctl enable-region all; ndctl list -RDNu; } > $O/log/labels.txt 2>&1
   # the replay target for map=dev: a devdax namespace on region1 (memmap in RAM, so all of

@@ -74,8 +74,10 @@ pub(super) unsafe fn init_single_page_fields(p: *mut u64, pfn: u64, zone: u64, n
     p.add(2).write(lru);
 }
 
-/// `__init_single_page` (Debian 6.1.192 mm/page_alloc.c).
-#[inline(always)]
+/// `__init_single_page` (Debian 6.1.192 mm/page_alloc.c). Out of line like the kernel's:
+/// the testbed kernel exports it (`T __init_single_page` in /proc/kallsyms, captured in
+/// traces/real/calibration/log/guest-info.txt), so every page costs a call and a return.
+#[inline(never)]
 pub(crate) unsafe fn init_single_page(p: *mut u64, pfn: u64, zone: u64, nid: u32) {
     mm_zero_struct_page(p);
     init_single_page_fields(p, pfn, zone, nid);
@@ -89,8 +91,10 @@ pub(super) unsafe fn set_bit_nonatomic(p: *mut u64, bit: u32) {
     compiler_fence(Ordering::SeqCst);
 }
 
-/// `__init_zone_device_page` (Debian 6.1.192 mm/mm_init.c).
-#[inline(always)]
+/// `__init_zone_device_page` (Debian 6.1.192 mm/mm_init.c). Out of line like the
+/// kernel's (`t __init_zone_device_page` in the testbed's /proc/kallsyms: two callers,
+/// `memmap_init_zone_device` and `memmap_init_compound`, and gcc kept one copy).
+#[inline(never)]
 pub(crate) unsafe fn init_zone_device_page(p: *mut u64, pfn: u64, cx: &PageCx) {
     init_single_page(p, pfn, cx.zone, cx.node);
     set_bit_nonatomic(p, PG_RESERVED);
@@ -122,8 +126,9 @@ pub(crate) unsafe fn init_range_run(dst: *mut u8, pfn: u64, n: usize, cx: &PageC
     }
 }
 
-/// `prep_compound_tail(head, i)` and `set_page_count(tail, 0)`.
-#[inline(always)]
+/// `prep_compound_tail(head, i)` and `set_page_count(tail, 0)`. `prep_compound_tail` is a
+/// global function of mm/page_alloc.c called from mm/mm_init.c, so a real call per tail.
+#[inline(never)]
 pub(super) unsafe fn prep_compound_tail(p: *mut u64, head_pfn: u64) {
     p.add(3).write(TAIL_MAPPING);
     p.add(1).write_volatile(page_vaddr(head_pfn) + 1);
@@ -133,8 +138,8 @@ pub(super) unsafe fn prep_compound_tail(p: *mut u64, head_pfn: u64) {
 
 /// `prep_compound_head(head, order)` on the first tail's record `t1` (6.1 layout:
 /// dtor byte 16, order byte 17, compound_mapcount 20..24, compound_pincount 24..28,
-/// compound_nr 28..32).
-#[inline(always)]
+/// compound_nr 28..32). A real call, like `prep_compound_tail`.
+#[inline(never)]
 pub(super) unsafe fn prep_compound_head(t1: *mut u64, order: u32) {
     let b = t1 as *mut u8;
     b.add(16).write(COMPOUND_PAGE_DTOR as u8);

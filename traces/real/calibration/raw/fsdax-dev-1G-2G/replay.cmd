@@ -1,0 +1,1 @@
+memmap-replay run /out/raw/fsdax-dev-1G-2G/layout.jsonl --strategy martins-compound --threads 1 --repeat 5 --faults none --verify --target /dev/dax1.0 --destroy-data -o /out/raw/fsdax-dev-1G-2G/replay.run.json --json

@@ -1,0 +1,1 @@
+memmap-replay run /out/raw/fsdax-mem-4K-8G/layout.jsonl --strategy martins-compound --threads 1 --repeat 5 --faults none --verify  -o /out/raw/fsdax-mem-4K-8G/replay.run.json --json
