@@ -13,6 +13,7 @@
 pub mod dmesg;
 pub mod ftrace;
 pub mod iomem;
+mod json_node;
 pub mod lines;
 pub mod ndctl;
 pub mod perf_script;

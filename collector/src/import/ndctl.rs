@@ -26,11 +26,12 @@
 //! document that fits is read whole; a longer array (a 1 GB `ndctl list`) is read element
 //! by element, each element at most [`DOC_MAX`]; a longer object is skipped with a warning.
 
+use crate::import::json_node::{get, Node, Str};
 use crate::import::lines::{rewind, LineStats, TwoPass, BATCH};
 use anyhow::Result;
 use memmap_model::layout::{namespace_layout, LayoutParams, MapLocation, NamespaceSpec, NsMode};
 use memmap_model::trace::TraceEvent;
-use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
 
@@ -174,23 +175,20 @@ impl Cx {
     }
 
     /// The devices of `v` (taken apart: its strings move into the events).
-    fn walk(&mut self, v: Value, line: usize, region: Option<&RegionCx>) {
+    fn walk(&mut self, v: Node<'_>, line: usize, region: Option<&RegionCx>) {
         match v {
-            Value::Array(items) => {
+            Node::Array(items) => {
                 for it in items {
                     self.walk(it, line, region);
                 }
             }
-            Value::Object(map) => {
-                let dev = map
-                    .get("dev")
-                    .and_then(Value::as_str)
-                    .or_else(|| map.get("chardev").and_then(Value::as_str));
+            Node::Object(map) => {
+                let dev = get(&map, "dev")
+                    .and_then(Node::as_str)
+                    .or_else(|| get(&map, "chardev").and_then(Node::as_str));
                 let devtype = match dev {
                     Some(d) => Some(devtype_of(d, &map)),
-                    None if map.contains_key("id")
-                        && (map.contains_key("devices") || map.contains_key("path")) =>
-                    {
+                    None if has(&map, "id") && (has(&map, "devices") || has(&map, "path")) => {
                         Some("dax_region")
                     }
                     None => None,
@@ -202,22 +200,20 @@ impl Cx {
                         Some(d) => d.to_string(),
                         None => format!(
                             "dax_region{}",
-                            map.get("id").and_then(attr).unwrap_or_default()
+                            get(&map, "id").and_then(attr).unwrap_or_default()
                         ),
                     };
                     if devtype == "nd_region" {
-                        let nss = map
-                            .get("namespaces")
-                            .and_then(Value::as_array)
+                        let nss = get(&map, "namespaces")
+                            .and_then(Node::as_array)
                             .map_or(0, |a| a.len());
                         own_region = Some(RegionCx {
-                            size: map.get("size").and_then(size_interval),
-                            available: map.get("available_size").and_then(size_interval),
-                            align: map
-                                .get("align")
+                            size: get(&map, "size").and_then(size_interval),
+                            available: get(&map, "available_size").and_then(size_interval),
+                            align: get(&map, "align")
                                 .and_then(size_interval)
                                 .and_then(|(lo, hi)| pow2_in(lo, hi)),
-                            resource: map.get("resource").and_then(exact_u64),
+                            resource: get(&map, "resource").and_then(exact_u64),
                             namespaces: nss,
                         });
                     }
@@ -226,23 +222,23 @@ impl Cx {
                     }
                     device = Some((name, devtype));
                 }
-                // The scalars become the attributes, moved out of the map (not cloned);
-                // collected from the map's sorted order, the attribute map is built in
-                // one go (inserting them one by one was ~15 % of an ndctl import).
+                // The scalars become the attributes; collected from the object's sorted
+                // order, the attribute map is built in one go (inserting them one by one
+                // was ~15 % of an ndctl import).
                 let mut nested = Vec::new();
                 let attrs: BTreeMap<String, String> = map
                     .into_iter()
                     .filter_map(|(k, val)| match val {
-                        Value::String(s) => Some((k, s)),
-                        Value::Number(n) => Some((k, number(&n))),
-                        Value::Bool(b) => Some((k, b.to_string())),
-                        Value::Array(_) | Value::Object(_) => {
+                        Node::String(s) => Some((k.into_owned(), s.into_owned())),
+                        Node::Number(n) => Some((k.into_owned(), number(&n))),
+                        Node::Bool(b) => Some((k.into_owned(), b.to_string())),
+                        Node::Array(_) | Node::Object(_) => {
                             if k != "badblocks" && k != "mappings" {
                                 nested.push(val);
                             }
                             None
                         }
-                        Value::Null => None,
+                        Node::Null => None,
                     })
                     .collect();
                 if let Some((name, devtype)) = device {
@@ -266,11 +262,11 @@ impl Cx {
     fn namespace(
         &mut self,
         name: &str,
-        map: &serde_json::Map<String, Value>,
+        map: &[(Cow<'_, str>, Node<'_>)],
         line: usize,
         region: Option<&RegionCx>,
     ) {
-        let Some(mode_s) = map.get("mode").and_then(Value::as_str) else {
+        let Some(mode_s) = get(map, "mode").and_then(Node::as_str) else {
             return;
         };
         let mode = match mode_s.trim().to_ascii_lowercase().as_str() {
@@ -278,7 +274,7 @@ impl Cx {
             "devdax" | "dax" => NsMode::Devdax,
             _ => return, // raw / sector: no pfn layout
         };
-        let map_loc = match map.get("map").and_then(Value::as_str) {
+        let map_loc = match get(map, "map").and_then(Node::as_str) {
             Some("dev") => MapLocation::Dev,
             Some("mem") => MapLocation::Mem,
             other => {
@@ -291,7 +287,7 @@ impl Cx {
                 return;
             }
         };
-        let align = match map.get("align") {
+        let align = match get(map, "align") {
             Some(a) => match size_interval(a).and_then(|(lo, hi)| pow2_in(lo, hi)) {
                 Some(a) => a,
                 None => {
@@ -312,7 +308,7 @@ impl Cx {
                 2 << 20
             }
         };
-        let Some(usable) = map.get("size").and_then(size_interval) else {
+        let Some(usable) = get(map, "size").and_then(size_interval) else {
             self.warn(
                 line,
                 format!(
@@ -321,7 +317,7 @@ impl Cx {
             );
             return;
         };
-        let start = match map.get("resource").and_then(exact_u64) {
+        let start = match get(map, "resource").and_then(exact_u64) {
             Some(r) => r,
             None => match region.and_then(|r| r.resource) {
                 Some(r) if region.is_some_and(|r| r.namespaces == 1) => r,
@@ -333,7 +329,7 @@ impl Cx {
         };
         let node = ["numa_node", "target_node"]
             .iter()
-            .find_map(|k| map.get(*k).and_then(Value::as_i64))
+            .find_map(|k| get(map, k).and_then(Node::as_i64))
             .map_or(0, |n| n.max(0) as u32);
         let mut spec = NamespaceSpec {
             name: name.to_string(),
@@ -365,11 +361,11 @@ impl Cx {
 }
 
 /// A scalar as an attribute value (as ndctl printed it).
-fn attr(v: &Value) -> Option<String> {
+fn attr(v: &Node) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(number(n)),
-        Value::Bool(b) => Some(b.to_string()),
+        Node::String(s) => Some(s.to_string()),
+        Node::Number(n) => Some(number(n)),
+        Node::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
@@ -385,9 +381,13 @@ fn number(n: &serde_json::Number) -> String {
     }
 }
 
-fn devtype_of(dev: &str, map: &serde_json::Map<String, Value>) -> &'static str {
+fn has(map: &[(Cow<'_, str>, Node<'_>)], key: &str) -> bool {
+    get(map, key).is_some()
+}
+
+fn devtype_of(dev: &str, map: &[(Cow<'_, str>, Node<'_>)]) -> &'static str {
     let base = dev.trim_start_matches('/');
-    if map.contains_key("chardev") && !map.contains_key("dev") {
+    if has(map, "chardev") && !has(map, "dev") {
         "dev_dax"
     } else if base.starts_with("namespace") {
         "nd_namespace_pmem"
@@ -528,7 +528,7 @@ fn pow2_in(lo: u64, hi: u64) -> Option<u64> {
     (0..64).map(|s| 1u64 << s).find(|a| *a >= lo && *a <= hi)
 }
 
-fn exact_u64(v: &Value) -> Option<u64> {
+fn exact_u64(v: &Node) -> Option<u64> {
     match size_interval(v)? {
         (lo, hi) if lo == hi => Some(lo),
         _ => None,
@@ -537,10 +537,10 @@ fn exact_u64(v: &Value) -> Option<u64> {
 
 /// A size as ndctl prints it: a number, "0x..." / decimal string, "4K"-style, or with -u
 /// "16.00 GiB (17.18 GB)" (rounded: the interval both figures allow).
-pub fn size_interval(v: &Value) -> Option<(u64, u64)> {
+fn size_interval(v: &Node) -> Option<(u64, u64)> {
     match v {
-        Value::Number(n) => n.as_u64().map(|x| (x, x)),
-        Value::String(s) => parse_size_text(s),
+        Node::Number(n) => n.as_u64().map(|x| (x, x)),
+        Node::String(s) => parse_size_text(s),
         _ => None,
     }
 }
@@ -810,8 +810,8 @@ enum Pass {
 }
 
 /// The first JSON value of `text` and the bytes it took.
-fn first_value<T: serde::de::DeserializeOwned>(
-    text: &str,
+fn first_value<'a, T: serde::Deserialize<'a>>(
+    text: &'a str,
 ) -> Option<Result<(T, usize), serde_json::Error>> {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
     match stream.next()? {
@@ -898,7 +898,7 @@ fn scan<R: Read>(
             Pass::Warn => first_value::<serde::de::IgnoredAny>(w.s(start, w.end()))
                 .map(|r| r.map(|(_, n)| (None, n))),
             Pass::Walk => {
-                first_value::<Value>(w.s(start, w.end())).map(|r| r.map(|(v, n)| (Some(v), n)))
+                first_value::<Node>(w.s(start, w.end())).map(|r| r.map(|(v, n)| (Some(v), n)))
             }
         };
         let end = match parsed {
@@ -1058,7 +1058,7 @@ fn long_array<R: Read>(
                     n
                 })
             }),
-            Pass::Walk => first_value::<Value>(w.s(p, w.end())).map(|r| {
+            Pass::Walk => first_value::<Node>(w.s(p, w.end())).map(|r| {
                 r.map(|(v, n)| {
                     cx.walk(v, lineno, None);
                     n
@@ -1128,7 +1128,7 @@ fn broken_document(
     what: &str,
     kept: usize,
     (err_line, lineno): (usize, usize),
-    partial: Option<Value>,
+    partial: Option<Node<'static>>,
 ) {
     match (pass, partial) {
         (Pass::Warn, _) => {
@@ -1213,7 +1213,7 @@ impl<'de> serde::Deserialize<'de> for DevCount {
                 mut a: A,
             ) -> Result<DevCount, A::Error> {
                 let (mut n, mut dev) = (0, false);
-                while let Some(k) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(Str(k)) = a.next_key()? {
                     dev |= k == "dev" || k == "chardev";
                     n += a.next_value::<DevCount>()?.0;
                 }
@@ -1225,20 +1225,20 @@ impl<'de> serde::Deserialize<'de> for DevCount {
 }
 
 /// Objects that become `NdDevice`s (with "dev" or "chardev").
-fn count_objects(v: &Value) -> usize {
+fn count_objects(v: &Node) -> usize {
     match v {
-        Value::Object(m) => {
-            usize::from(m.contains_key("dev") || m.contains_key("chardev"))
-                + m.values().map(count_objects).sum::<usize>()
+        Node::Object(m) => {
+            usize::from(has(m, "dev") || has(m, "chardev"))
+                + m.iter().map(|(_, v)| count_objects(v)).sum::<usize>()
         }
-        Value::Array(a) => a.iter().map(count_objects).sum(),
+        Node::Array(a) => a.iter().map(count_objects).sum(),
         _ => 0,
     }
 }
 
 /// The complete objects of a broken document: cut after the last `}` / `]` that closes a
 /// nested value, close the brackets still open.
-fn salvage(prefix: &str) -> Option<Value> {
+fn salvage(prefix: &str) -> Option<Node<'static>> {
     let mut stack: Vec<u8> = Vec::new();
     let mut in_str = false;
     let mut esc = false;
@@ -1271,7 +1271,7 @@ fn salvage(prefix: &str) -> Option<Value> {
     for b in open.iter().rev() {
         s.push(if *b == b'{' { '}' } else { ']' });
     }
-    serde_json::from_str(&s).ok()
+    serde_json::from_str::<Node>(&s).ok().map(Node::into_owned)
 }
 
 #[cfg(test)]
