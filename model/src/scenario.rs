@@ -35,6 +35,18 @@ pub struct HostSpec {
     /// Physical address where the first pmem region starts (QEMU: 4 GiB).
     #[serde(default = "default_region_start")]
     pub region_start: String,
+    /// For `memmap-replay predict`: what the pmem is, "dram" (emulated by DRAM: the QEMU
+    /// testbed, a VM's NVDIMM backed by host memory) or "optane-100:WAYS" (Optane DC
+    /// 100 series, WAYS DIMMs interleaved per region). Not used by `run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// For `predict`: the host's time per struct page relative to this machine's (2.0 =
+    /// twice as slow), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_scale: Option<f64>,
+    /// For `predict`: the host's DRAM write bandwidth per node, GB/s, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dram_write_gbs: Option<f64>,
 }
 
 fn default_region_start() -> String {
@@ -144,6 +156,11 @@ impl Scenario {
     }
 
     /// Parse and check a scenario; `path` only names the file in errors.
+    /// The scenario as a TOML file `parse` reads back.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
+    }
+
     pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
         // toml's message already names line and column and shows the offending line.
         let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {

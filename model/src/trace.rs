@@ -500,6 +500,15 @@ impl Trace {
                 nodes,
                 cpus_per_node: (self.header.cpus / nodes).max(1),
                 region_start: "0x100000000".into(),
+                // the testbed's notes say "emulated ... NVDIMM": pmem backed by host memory
+                device: self
+                    .header
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("emulated") && n.contains("NVDIMM"))
+                    .then(|| "dram".to_string()),
+                cpu_scale: None,
+                dram_write_gbs: None,
             },
             namespaces,
             hotplugs,

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod interrupt;
 pub mod layout_cmd;
 pub mod page_init;
+pub mod predict;
 pub mod runner;
 pub mod strategy;
 pub mod struct_page;

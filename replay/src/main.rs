@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use memmap_replay::interrupt::Interrupt;
-use memmap_replay::{compare, layout_cmd, runner, strategy};
+use memmap_replay::{compare, layout_cmd, predict, runner, strategy};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -22,6 +22,8 @@ enum Cmd {
     Layout(layout_cmd::LayoutArgs),
     /// Compare run files: medians, spread, deltas with significance.
     Compare(compare::CompareArgs),
+    /// Predict the kernel's time per strategy on a described host (docs/predict.md).
+    Predict(predict::PredictArgs),
     /// List the strategies.
     Strategies,
     /// List the shipped scenarios.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run(&a),
         Cmd::Layout(a) => layout_cmd::run(&a).map(|_| ExitCode::SUCCESS),
         Cmd::Compare(a) => compare::run(&a).map(|_| ExitCode::SUCCESS),
+        Cmd::Predict(a) => predict::run(&a).map(|_| ExitCode::SUCCESS),
         Cmd::Strategies => {
             for s in strategy::ALL {
                 let p = s.default_params(1);

@@ -20,6 +20,9 @@ impl InitStrategy for LegacyDoublePass {
     fn era(&self) -> Era {
         Era::V4_19
     }
+    fn init_under_hotplug_lock(&self) -> bool {
+        true
+    }
     fn namespace_concurrency(&self) -> &'static str {
         "populate and pass 1 serialized on the hotplug lock, pass 2 in parallel per namespace"
     }

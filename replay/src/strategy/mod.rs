@@ -46,6 +46,12 @@ pub trait InitStrategy: Sync {
     fn populate_under_hotplug_lock(&self) -> bool {
         true
     }
+    /// Phase 2 (the first pass of the per-page init) runs before `mem_hotplug_done()`, so
+    /// the namespaces' inits are serialized (`memmap-replay predict` composes phases with
+    /// this; a test checks it against the engine).
+    fn init_under_hotplug_lock(&self) -> bool {
+        false
+    }
     /// How the namespaces of one host share the hotplug lock (run files, `strategies`).
     fn namespace_concurrency(&self) -> &'static str {
         "populate serialized on the hotplug lock, init in parallel per namespace"
@@ -157,6 +163,10 @@ impl Strategy {
 
     pub fn populate_under_hotplug_lock(self) -> bool {
         self.0.populate_under_hotplug_lock()
+    }
+
+    pub fn init_under_hotplug_lock(self) -> bool {
+        self.0.init_under_hotplug_lock()
     }
 
     pub fn namespace_concurrency(self) -> &'static str {

@@ -26,6 +26,9 @@ impl InitStrategy for WilliamsMt {
     fn namespace_concurrency(&self) -> &'static str {
         "serialized on the hotplug lock (populate and init)"
     }
+    fn init_under_hotplug_lock(&self) -> bool {
+        true
+    }
     fn init_namespace(&self, cx: &mut InitCx) {
         let (start, pages) = cx.data();
         let parts = equal_split(start, pages, cx.params().threads as u64, cx.align());
