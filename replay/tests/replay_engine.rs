@@ -414,3 +414,67 @@ fn a_trace_replays_its_recorded_layout_and_faults() {
     let e = format!("{:#}", runner::prepare(&a).err().unwrap());
     assert!(e.contains("no recorded DAX faults"), "{e}");
 }
+
+/// `InitStrategy::init_under_hotplug_lock` and `populate_under_hotplug_lock`, which
+/// `memmap-replay predict` composes phases with, say what the engine does: with the lock,
+/// one namespace's phase never overlaps the other's populate.
+#[test]
+fn lock_scope_flags_match_the_engine() {
+    let dir = tmpdir("lockscope");
+    let scen = scenario_file(
+        &dir,
+        "two.toml",
+        r#"
+name = "two"
+source = "unit test"
+[host]
+nodes = 1
+cpus_per_node = 2
+[[namespace]]
+name = "a"
+size = "1G"
+[[namespace]]
+name = "b"
+size = "1G"
+[faults]
+pattern = "none"
+"#,
+    );
+    for s in strategy::ALL {
+        let mut a = args(&scen, s, dir.join(format!("{}.run.json", s.name())));
+        a.verify = false;
+        let rf = runner::run(&a, Arc::new(AtomicBool::new(false))).unwrap();
+        let r = &rf.repeats[0];
+        let phase = |name: &str, ns: &str| {
+            r.phases
+                .iter()
+                .find(|p| p.name == name && p.namespace == ns)
+                .map(|p| (p.start_ns, p.end_ns))
+                .unwrap_or_else(|| panic!("{}: no {name} phase of {ns}", s.name()))
+        };
+        let disjoint = |x: (u64, u64), y: (u64, u64)| x.1 <= y.0 || y.1 <= x.0;
+        let (pa, pb) = (phase("populate", "a"), phase("populate", "b"));
+        if s.populate_under_hotplug_lock() {
+            assert!(disjoint(pa, pb), "{}: populates overlap", s.name());
+        }
+        if s.init_under_hotplug_lock() {
+            // the engine's "init" phase spans the strategy's whole call; a pre-4.20
+            // second pass after mem_hotplug_done() is its own phase inside it
+            let held = |ns: &str| {
+                let (s0, e0) = phase("init", ns);
+                let end = r
+                    .phases
+                    .iter()
+                    .find(|p| p.name == "pgmap-pass" && p.namespace == ns)
+                    .map_or(e0, |p| p.start_ns);
+                (s0, end)
+            };
+            let (ia, ib) = (held("a"), held("b"));
+            assert!(
+                disjoint(ia, pb) && disjoint(ib, pa) && disjoint(ia, ib),
+                "{}: init under the lock overlaps the other namespace",
+                s.name()
+            );
+        }
+    }
+}

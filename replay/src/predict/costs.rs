@@ -85,7 +85,11 @@ pub struct Calibration {
 /// "fsdax-dev-2M" for a namespace entry.
 pub fn kind_of(ns: &NamespaceEntry) -> String {
     let align = memmap_model::layout::parse_size(&ns.align)
-        .map(memmap_model::layout::format_size)
+        .map(|b| {
+            memmap_model::layout::format_size(b)
+                .replace(' ', "")
+                .replace("iB", "")
+        })
         .unwrap_or_else(|_| ns.align.clone());
     format!("{}-{}-{}", ns.mode, ns.map, align)
 }
@@ -197,27 +201,30 @@ fn measure(scenario: &Scenario, ns: &NamespaceEntry, s: Strategy, dir: &Path) ->
     std::fs::write(&path, sc.to_toml().map_err(anyhow::Error::msg)?)
         .with_context(|| format!("writing {}", path.display()))?;
     let out = dir.join(format!("{kind}-{}.run.json", s.name()));
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-    let args = <Wrap as clap::Parser>::try_parse_from([
-        "run".as_ref(),
-        path.as_os_str(),
-        "--strategy".as_ref(),
-        s.name().as_ref(),
-        "--threads".as_ref(),
-        "1".as_ref(),
-        "--faults".as_ref(),
-        "none".as_ref(),
-        "--repeat".as_ref(),
-        REPEATS.to_string().as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ])
-    .context("calibration run arguments")?
-    .run;
+    let args = RunArgs {
+        scenario: path.display().to_string(),
+        strategy: s,
+        threads: Some(1),
+        sub_ranges: None,
+        chunk_pages: None,
+        sync_lock: None,
+        target: None,
+        destroy_data: false,
+        persist_memmap: false,
+        keep_target: false,
+        window: None,
+        faults: Some("none".into()),
+        fault_threads: None,
+        touches: None,
+        fault_size: None,
+        think_us: None,
+        scale: 1.0,
+        repeat: REPEATS,
+        verify: false,
+        seed: 1,
+        output: out,
+        json: false,
+    };
     let rf = runner::run(&args, Arc::new(AtomicBool::new(false)))
         .with_context(|| format!("calibration replay of {} on {kind}", s.name()))?;
     Ok(cost_of(&rf, s, &kind))
@@ -251,7 +258,15 @@ pub fn cost_of(rf: &RunFile, s: Strategy, kind: &str) -> Cost {
         kind: kind.into(),
         populate_ns_per_mib: Spread::of(phase("populate").into_iter().map(|x| x / mib).collect()),
         altmap_ns_per_page: per(phase("altmap-init"), l.altmap_struct_pages),
-        init_ns_per_page: per(phase("init"), l.struct_pages_written),
+        // the engine's "init" phase spans the strategy's call, pgmap-pass included
+        init_ns_per_page: per(
+            phase("init")
+                .iter()
+                .zip(phase("pgmap-pass"))
+                .map(|(i, p)| i - p)
+                .collect(),
+            l.struct_pages_written,
+        ),
         pass2_ns_per_page: per(phase("pgmap-pass"), l.data_pages),
         engine_efficiency: Spread::of(
             rf.repeats

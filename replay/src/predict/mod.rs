@@ -431,6 +431,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memmap_model::scenario::Scenario;
 
     #[test]
     fn calibration_ratio_is_read_from_the_committed_summary() {
@@ -438,5 +439,148 @@ mod tests {
         assert!(lo <= mid && mid <= hi, "{lo} {mid} {hi}");
         // docs/fidelity.md: median 0.96 over the 36-configuration grid
         assert!((0.8..=1.25).contains(&mid), "{mid}");
+    }
+
+    const TWO: &str = r#"
+name = "two"
+source = "unit test"
+[host]
+nodes = 1
+cpus_per_node = 4
+[[namespace]]
+name = "a"
+size = "64G"
+[[namespace]]
+name = "b"
+size = "32G"
+[[hotplug]]
+name = "dimm0"
+start = "0x8000000000"
+size = "1G"
+[faults]
+pattern = "none"
+"#;
+
+    fn flat(x: f64) -> Spread {
+        Spread {
+            median: x,
+            q1: x,
+            q3: x,
+            min: x,
+            max: x,
+        }
+    }
+
+    /// A calibration file with round costs for every strategy on fsdax-dev-2M.
+    fn fake_calibration(dir: &std::path::Path) -> PathBuf {
+        let mut c = Calibration::empty();
+        c.dram_write_bps = flat(1e12);
+        for s in ALL {
+            c.costs.push(Cost {
+                strategy: s.name().into(),
+                kind: "fsdax-dev-2M".into(),
+                populate_ns_per_mib: flat(1e5),
+                altmap_ns_per_page: flat(10.0),
+                init_ns_per_page: flat(10.0),
+                // only the pre-4.20 kernel has a second pass (a measured 0 elsewhere)
+                pass2_ns_per_page: flat(if s == Strategy::LEGACY_DOUBLE_PASS {
+                    5.0
+                } else {
+                    0.0
+                }),
+                engine_efficiency: flat(1.0),
+            });
+        }
+        let p = dir.join("cal.json");
+        c.write(&p).unwrap();
+        p
+    }
+
+    fn args(scenario: &std::path::Path, cal: &std::path::Path) -> PredictArgs {
+        PredictArgs {
+            scenario: scenario.display().to_string(),
+            strategy: vec![],
+            nodes: None,
+            cpus_per_node: None,
+            device: Some("dram".into()),
+            device_gbs: None,
+            cpu_scale: None,
+            dram_gbs: None,
+            calibration: Some(cal.to_path_buf()),
+            scale: 1.0,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn phases_compose_by_lock_scope_and_bandwidth_bounds_the_init() {
+        let dir = std::env::temp_dir().join(format!("memmap-predict-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let scen = dir.join("two.toml");
+        std::fs::write(&scen, TWO).unwrap();
+        let cal = fake_calibration(&dir);
+        let sc = Scenario::parse("two.toml", TWO).unwrap();
+        let l = sc.layouts("two.toml", 1.0).unwrap();
+        // per namespace, ns: populate, altmap, init with one thread
+        let pop = |i: usize| l[i].memmap_bytes as f64 / f64::from(1 << 20) * 1e5;
+        let alt = |i: usize| l[i].altmap_struct_pages as f64 * 10.0;
+        let init = |i: usize| l[i].struct_pages_written as f64 * 10.0;
+        let (_, r, _) = kernel_over_replay();
+        let p = predict(&args(&scen, &cal)).unwrap();
+        assert_eq!(p.pairs_measured_now, 0, "everything came from the file");
+        let get = |name: &str| {
+            p.strategies
+                .iter()
+                .find(|s| s.strategy == name)
+                .unwrap()
+                .clone()
+        };
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        // duyck: populate + altmap init serialized on the lock, inits after it in parallel
+        let d = get("duyck");
+        let want = (pop(0) + alt(0) + pop(1) + alt(1) + init(1)).max(pop(0) + alt(0) + init(0));
+        assert!(
+            close(d.predicted_kernel_ms.unwrap(), want * r / 1e6),
+            "{d:?} {want}"
+        );
+        // williams-mt: 8 threads on 4 CPUs, everything under the lock
+        let w = get("williams-mt");
+        let want = pop(0) + alt(0) + init(0) / 4.0 + pop(1) + alt(1) + init(1) / 4.0;
+        assert!(
+            close(w.predicted_kernel_ms.unwrap(), want * r / 1e6),
+            "{w:?}"
+        );
+        // williams-async: usable before complete
+        let a = get("williams-async");
+        assert!(a.available_ms.unwrap() < a.predicted_kernel_ms.unwrap());
+        for s in &p.strategies {
+            let (lo, m, hi) = (
+                s.low_ms.unwrap(),
+                s.predicted_kernel_ms.unwrap(),
+                s.high_ms.unwrap(),
+            );
+            assert!(lo <= m && m <= hi, "{s:?}");
+        }
+        assert!(p
+            .not_predicted
+            .iter()
+            .any(|n| n.contains("dimm0") && n.contains("System RAM")));
+        // a slow device bounds the init by bytes / bandwidth
+        let mut slow = args(&scen, &cal);
+        slow.device_gbs = Some(0.5);
+        slow.strategy = vec![Strategy::DUYCK];
+        let p = predict(&slow).unwrap();
+        let ns = &p.strategies[0].namespaces[0];
+        assert_eq!(ns.init_bound, "device write bandwidth");
+        assert!(close(
+            ns.init_ms,
+            (l[0].struct_pages_written * 64) as f64 / 0.5e9 * 1e3
+        ));
+        // a missing device is an error naming the field
+        let mut none = args(&scen, &cal);
+        none.device = None;
+        let e = predict(&none).unwrap_err().to_string();
+        assert!(e.contains("host.device"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
