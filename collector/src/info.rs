@@ -1,6 +1,7 @@
 //! `memmap-collect info`: what a trace holds — host, layout, counts by event kind,
 //! namespaces with their data pages (by the layout model), init durations found.
 
+use memmap_model::kernel_recorded::{self, fmt_opt, KernelRecorded};
 use memmap_model::layout::{format_size, namespace_layout, LayoutParams, NamespaceSpec};
 use memmap_model::trace::{Trace, TraceEvent};
 use serde::Serialize;
@@ -23,6 +24,11 @@ pub struct Info {
     /// Per function: calls and duration statistics (ms), from function spans and kprobe pairs.
     pub durations: Vec<DurationInfo>,
     pub initialised: Vec<String>,
+    /// The trace's memmap init, each kernel call counted once
+    /// (`memmap_model::kernel_recorded`).
+    pub memmap_init: MemmapInitInfo,
+    /// Per namespace / hot-plugged range: the kernel's recorded durations.
+    pub kernel_recorded: Vec<KernelRecorded>,
     pub dax_faults: Option<FaultInfo>,
     pub lost: BTreeMap<String, u64>,
     pub unavailable: Vec<String>,
@@ -57,6 +63,17 @@ pub struct DurationInfo {
     pub median_ms: f64,
     pub max_ms: f64,
     pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemmapInitInfo {
+    /// Union of the pfn ranges the init calls were given.
+    pub pages: u64,
+    /// Union per thread of the init calls' intervals, summed over threads.
+    pub init_ms: f64,
+    /// The same for arch_add_memory (vmemmap populate).
+    pub populate_ms: f64,
+    pub init_calls: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +229,12 @@ pub fn summarize(t: &Trace) -> Info {
             }
         })
         .collect();
+    let total = kernel_recorded::trace_init_total(&t.events);
+    let kernel_recorded = t
+        .to_scenario("info")
+        .and_then(|s| s.layouts("info", 1.0).ok())
+        .map(|l| kernel_recorded::attribute(&t.events, &l))
+        .unwrap_or_default();
     Info {
         source: t.header.source.clone(),
         kernel_release: t.header.kernel_release.clone(),
@@ -226,6 +249,13 @@ pub fn summarize(t: &Trace) -> Info {
         memory_blocks: blocks,
         durations,
         initialised,
+        memmap_init: MemmapInitInfo {
+            pages: total.pages,
+            init_ms: total.init_ns as f64 / 1e6,
+            populate_ms: total.populate_ns as f64 / 1e6,
+            init_calls: total.init_calls,
+        },
+        kernel_recorded,
         dax_faults,
         lost,
         unavailable,
@@ -318,6 +348,13 @@ pub fn print_human(i: &Info) {
     for l in &i.initialised {
         println!("kernel log: {l}");
     }
+    if i.memmap_init.init_calls > 0 {
+        println!(
+            "memmap init (each call once, nested calls not added): {} pages in {:.3} ms over {} call(s); vmemmap populate {:.3} ms",
+            i.memmap_init.pages, i.memmap_init.init_ms, i.memmap_init.init_calls, i.memmap_init.populate_ms
+        );
+    }
+    print_kernel_recorded(&i.kernel_recorded);
     if let Some(f) = &i.dax_faults {
         let r: Vec<String> = f
             .by_result
@@ -348,5 +385,38 @@ pub fn print_human(i: &Info) {
     }
     for w in &i.reader_warnings {
         println!("warning: {w}");
+    }
+}
+
+/// The recorded durations per namespace / hot-plugged range.
+fn print_kernel_recorded(k: &[KernelRecorded]) {
+    if k.iter().all(|k| k.sources.is_empty()) {
+        return;
+    }
+    println!("kernel recorded per range (ms; init = union of the init calls per thread):");
+    for r in k {
+        println!(
+            "  {:<14} init {:>10}  populate {:>9}  range pages {}",
+            r.name,
+            fmt_opt(r.init_ms, 3),
+            fmt_opt(r.populate_ms, 3),
+            r.init_range_pages
+                .map_or("—".to_string(), |p| p.to_string())
+        );
+        for s in &r.sources {
+            println!(
+                "    {:<26} {:>5} call(s){:<12} {:>12.3} ms  pages {:>10}  ({})",
+                s.source,
+                s.calls,
+                if s.nested_calls > 0 {
+                    format!(", {} nested", s.nested_calls)
+                } else {
+                    String::new()
+                },
+                s.total_us / 1e3,
+                s.pages.map_or("—".to_string(), |p| p.to_string()),
+                s.from.join("+")
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod chrome;
 pub mod hist;
 pub mod hlog;
+pub mod kernel_recorded;
 pub mod layout;
 pub mod limits;
 pub mod output;

@@ -3,6 +3,7 @@
 //! incompatible change.
 
 use crate::hist::StoredHistogram;
+use crate::kernel_recorded::KernelRecorded;
 use crate::layout::RangeLayout;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -27,6 +28,11 @@ pub struct RunFile {
     pub host: HostInfo,
     /// Layout of every namespace / hot-added range the run replayed.
     pub layout: Vec<RangeLayout>,
+    /// Per layout range: what the traced kernel recorded (`memmap-replay run TRACE`)
+    /// and the kernel time predicted for it. Empty for a scenario run and in files
+    /// written before it existed.
+    #[serde(default)]
+    pub kernel_recorded: Vec<KernelRecorded>,
     pub repeats: Vec<Repeat>,
 }
 

@@ -10,6 +10,7 @@
 //! files and prints either the JSON or the human table.
 
 use anyhow::{bail, Context as _};
+use memmap_model::kernel_recorded::{fmt_opt, kernel_vs_replay, KernelVsReplay};
 use memmap_model::run::RunFile;
 use memmap_model::stats::{
     self, delta, fmt_p, metric_def, min_repeats_for, seed_for, spread_pct, Better, Delta, Kind,
@@ -69,6 +70,9 @@ pub struct RunSummary {
     pub interrupted: bool,
     /// "interrupted", "incomplete", "no repeats", "dropped N non-finite values".
     pub flags: Vec<String>,
+    /// Per namespace: kernel recorded | replay measured | predicted kernel (ms) and
+    /// their ratios (`memmap_model::kernel_recorded::kernel_vs_replay`).
+    pub kernel_vs_replay: Vec<KernelVsReplay>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -356,6 +360,7 @@ fn pool_runs(runs: &[RunFile], labels: &[(String, BTreeMap<String, String>)]) ->
             complete: r.complete,
             interrupted: r.interrupted,
             flags,
+            kernel_vs_replay: kernel_vs_replay(r),
         });
     }
     p
@@ -704,6 +709,7 @@ pub fn render_table(cmp: &Comparison) -> String {
         }
         out.push('\n');
     }
+    render_kernel_vs_replay(cmp, &mut out);
     let _ = writeln!(
         out,
         "{}; \"~\": no significant difference at alpha={}; delta = change of the median vs the baseline; ratio 95% CI = bootstrap CI of median/baseline median; ± = largest deviation from the median, % of the median; ! = flagged run (interrupted/incomplete).",
@@ -713,6 +719,46 @@ pub fn render_table(cmp: &Comparison) -> String {
         let _ = writeln!(out, "note: {f}");
     }
     out
+}
+
+/// Per run and namespace: kernel recorded | replay measured | predicted kernel, ms, and
+/// their ratios; "—" where absent (a scenario run records no kernel time).
+fn render_kernel_vs_replay(cmp: &Comparison, out: &mut String) {
+    if cmp.runs.iter().all(|r| r.kernel_vs_replay.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "kernel recorded vs replay (init per namespace, ms; replay = median over repeats)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<24}  {:<14}  {:>10}  {:>10}  {:>10}  {:>9}  {:>9}  {:>9}",
+        "run", "namespace", "kernel", "replay", "predicted", "rep/kern", "pred/kern", "rep/pred"
+    );
+    for r in &cmp.runs {
+        let name = r
+            .file
+            .as_deref()
+            .and_then(|f| std::path::Path::new(f).file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("run #{}", r.index));
+        for k in &r.kernel_vs_replay {
+            let _ = writeln!(
+                out,
+                "{:<24}  {:<14}  {:>10}  {:>10}  {:>10}  {:>9}  {:>9}  {:>9}",
+                name,
+                k.name,
+                fmt_opt(k.kernel_ms, 3),
+                fmt_opt(k.replay_ms, 3),
+                fmt_opt(k.predicted_kernel_ms, 3),
+                fmt_opt(k.replay_over_kernel, 3),
+                fmt_opt(k.predicted_over_kernel, 3),
+                fmt_opt(k.replay_over_predicted, 3)
+            );
+        }
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -994,6 +1040,74 @@ mod tests {
         // --baseline a: s1 and s2 both have it
         let cmp = compare_runs(&runs, Some("a"), 0.05).unwrap();
         assert_eq!(cmp.scenarios[1].baseline.as_deref(), Some("a"));
+    }
+
+    /// A run of the recorded fsdax-dev trace: the kernel's 1586.291 ms, the replay's
+    /// init (complete - populate end, median of 3 repeats), no prediction yet ("—").
+    /// Run files without `kernel_recorded` (run_file above) still load.
+    #[test]
+    fn kernel_recorded_vs_replay_per_namespace() {
+        use memmap_model::kernel_recorded::KernelRecorded;
+        use memmap_model::run::NamespaceTiming;
+        let mut r = run_file("fsdax-dev", "duyck", 1, &[1e6, 2e6, 3e6]);
+        assert!(r.kernel_recorded.is_empty());
+        r.kernel_recorded = vec![KernelRecorded {
+            name: "namespace0.0".into(),
+            init_ms: Some(1586.291),
+            ..Default::default()
+        }];
+        for (rep, init_ms) in r.repeats.iter_mut().zip([700u64, 800, 750]) {
+            rep.namespaces.push(NamespaceTiming {
+                name: "namespace0.0".into(),
+                populate_start_ns: 0,
+                populate_end_ns: 10_000_000,
+                available_ns: 10_000_000 + init_ms * 1_000_000,
+                complete_ns: 10_000_000 + init_ms * 1_000_000,
+                data_pages: 4124672,
+                struct_pages_written: 4124672,
+                bytes_written: 0,
+            });
+        }
+        let cmp = compare_runs(&[r.clone()], None, 0.05).unwrap();
+        let k = &cmp.runs[0].kernel_vs_replay;
+        assert_eq!(k.len(), 1);
+        assert_eq!(
+            (k[0].kernel_ms, k[0].replay_ms),
+            (Some(1586.291), Some(750.0))
+        );
+        assert!(close(
+            k[0].replay_over_kernel.unwrap(),
+            750.0 / 1586.291,
+            1e-12
+        ));
+        assert_eq!(
+            (k[0].predicted_kernel_ms, k[0].predicted_over_kernel),
+            (None, None)
+        );
+        let table = render_table(&cmp);
+        assert!(table.contains("kernel recorded vs replay"), "{table}");
+        let line = table
+            .lines()
+            .find(|l| l.contains("namespace0.0"))
+            .expect("a row for the namespace");
+        assert!(
+            line.contains("1586.291") && line.contains("750.000") && line.contains("0.473"),
+            "{line}"
+        );
+        assert_eq!(line.matches('—').count(), 3, "{line}");
+        let j = serde_json::to_value(&cmp).unwrap();
+        assert_eq!(j["runs"][0]["kernel_vs_replay"][0]["kernel_ms"], 1586.291);
+        assert!(j["runs"][0]["kernel_vs_replay"][0]["predicted_kernel_ms"].is_null());
+        // A predicted figure fills its column and ratios.
+        r.kernel_recorded[0].predicted_kernel_ms = Some(1500.0);
+        let cmp = compare_runs(&[r], None, 0.05).unwrap();
+        let k = &cmp.runs[0].kernel_vs_replay[0];
+        assert!(close(
+            k.predicted_over_kernel.unwrap(),
+            1500.0 / 1586.291,
+            1e-12
+        ));
+        assert!(close(k.replay_over_predicted.unwrap(), 0.5, 1e-12));
     }
 
     #[test]

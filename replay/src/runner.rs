@@ -4,6 +4,7 @@ use crate::engine::{self, Engine, EngineOptions};
 use crate::strategy::Strategy;
 use crate::target::{self, Target, TargetSpec};
 use anyhow::Context;
+use memmap_model::kernel_recorded::{self, KernelRecorded};
 use memmap_model::layout::{self, RangeLayout};
 use memmap_model::limits;
 use memmap_model::output::{self, Avoid};
@@ -161,6 +162,8 @@ pub struct Loaded {
     pub label: String,
     /// Faults recorded in a trace, as 4 KiB page offsets, in order.
     pub recorded_faults: Vec<u64>,
+    /// What the traced kernel recorded per range (empty for a scenario).
+    pub kernel_recorded: Vec<KernelRecorded>,
 }
 
 pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Loaded> {
@@ -187,11 +190,18 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Loaded> {
                     _ => None,
                 })
                 .collect();
+            // The kernel's own durations per namespace / hot-plugged range, attributed to
+            // the unscaled layout the trace records.
+            let kernel_recorded = s
+                .layouts(&label, 1.0)
+                .map(|l| kernel_recorded::attribute(&t.events, &l))
+                .unwrap_or_default();
             return Ok(Loaded {
                 scenario: s,
                 path: Some(label.clone()),
                 label,
                 recorded_faults,
+                kernel_recorded,
             });
         }
         return Ok(Loaded {
@@ -199,6 +209,7 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Loaded> {
             path: Some(label.clone()),
             label,
             recorded_faults: Vec::new(),
+            kernel_recorded: Vec::new(),
         });
     }
     if let Some((n, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
@@ -208,6 +219,7 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Loaded> {
             path: None,
             label,
             recorded_faults: Vec::new(),
+            kernel_recorded: Vec::new(),
         });
     }
     anyhow::bail!(
@@ -307,6 +319,7 @@ pub struct Prepared {
     pub scenario: Scenario,
     pub scenario_ref: ScenarioRef,
     pub layouts: Vec<RangeLayout>,
+    pub kernel_recorded: Vec<KernelRecorded>,
     pub engine: Engine,
     pub config: RunConfig,
 }
@@ -317,6 +330,7 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         path,
         label,
         recorded_faults,
+        mut kernel_recorded,
     } = load_scenario(&args.scenario)?;
     anyhow::ensure!(
         args.scale > 0.0 && args.scale <= 1.0,
@@ -381,6 +395,12 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     }
     if args.scale != 1.0 {
         notes.push(format!("sizes scaled by {} from the scenario", args.scale));
+        if !kernel_recorded.is_empty() {
+            kernel_recorded.clear();
+            notes.push(
+                "kernel_recorded omitted: the trace's durations are of the unscaled sizes".into(),
+            );
+        }
     }
     if tinfo.persistent && !args.persist_memmap {
         notes.push(
@@ -411,6 +431,7 @@ pub fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         scenario,
         scenario_ref,
         layouts,
+        kernel_recorded,
         engine,
         config,
     })
@@ -611,6 +632,7 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<RunFi
         config: prep.config.clone(),
         host: host_info(),
         layout: prep.layouts.clone(),
+        kernel_recorded: prep.kernel_recorded.clone(),
         repeats: Vec::new(),
     };
     if let Some(dir) = args.output.parent() {

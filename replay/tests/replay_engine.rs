@@ -478,3 +478,37 @@ pattern = "none"
         }
     }
 }
+
+/// `memmap-replay run TRACE` carries the kernel's recorded durations of the real
+/// fsdax-dev trace into the run: per namespace, counted once.
+#[test]
+fn a_recorded_trace_brings_the_kernels_durations() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces/real/testbed/fsdax-dev.jsonl");
+    let l = runner::load_scenario(p.to_str().unwrap()).unwrap();
+    assert_eq!(l.kernel_recorded.len(), 1);
+    let k = &l.kernel_recorded[0];
+    assert_eq!(k.name, "namespace0.0");
+    assert_eq!(k.init_ms, Some(1586.291));
+    assert_eq!(k.populate_ms, Some(4.197));
+    let srcs: Vec<(&str, u64)> = k
+        .sources
+        .iter()
+        .map(|s| (s.source.as_str(), s.calls))
+        .collect();
+    assert_eq!(
+        srcs,
+        [
+            ("arch_add_memory", 1),
+            ("move_pfn_range_to_zone", 1),
+            ("memmap_init_zone_device", 1),
+            ("dmesg", 1)
+        ]
+    );
+    // A scenario records no kernel time.
+    let dir = tmpdir("kernel-recorded");
+    let scen = scenario_file(&dir, "mixed.toml", MIXED);
+    assert!(runner::load_scenario(&scen)
+        .unwrap()
+        .kernel_recorded
+        .is_empty());
+}

@@ -4,6 +4,7 @@
 use super::load::OpenFile;
 use super::progress::Progress;
 use hdrhistogram::Histogram;
+use memmap_model::kernel_recorded::{kernel_vs_replay, KernelVsReplay};
 use memmap_model::run::Metrics;
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ pub struct Side {
     pub stalls: Option<Histogram<u64>>,
     pub progress: Progress,
     pub files: Vec<String>,
+    /// Of the first run: per namespace, kernel recorded | replay measured | predicted kernel.
+    pub kernel: Vec<KernelVsReplay>,
 }
 
 /// Every source the open files offer: each run, and each (scenario, strategy) with several runs.
@@ -113,5 +116,6 @@ pub fn resolve(files: &[OpenFile], s: &Source) -> Option<Side> {
         stalls,
         progress,
         files: runs.iter().map(|f| f.name.clone()).collect(),
+        kernel: kernel_vs_replay(&first.run),
     })
 }

@@ -1,6 +1,7 @@
 //! Pages initialised over time: per replay thread from a run repeat's progress
 //! samples, per task from a trace's memmap-init events.
 
+use memmap_model::kernel_recorded::trace_init_total;
 use memmap_model::run::RunFile;
 use memmap_model::trace::TraceEvent;
 use std::collections::HashMap;
@@ -70,41 +71,31 @@ pub fn run_progress(run: &RunFile, repeat: usize) -> Progress {
     }
 }
 
-/// What a trace's memmap-init events add up to.
+/// What a trace's memmap-init events add up to, each kernel call counted once
+/// ([`memmap_model::kernel_recorded`]: duplicates from two sources merged, nested calls
+/// adding no time, a pfn range two functions were given counted once).
 #[derive(Clone, Debug, Default)]
 pub struct TraceProgress {
-    /// Cumulative pages at each event's end, per "task-pid" and in total; times
+    /// Cumulative pages at each init call's end, per "task-pid" and in total; times
     /// relative to `t0`; "initialised" kernel log lines as marks.
     pub progress: Progress,
-    /// Pages of all memmap-init events.
+    /// Union of the pfn ranges of the init calls.
     pub pages: u64,
-    /// Their summed durations.
+    /// Union per thread of the init calls' intervals, summed over threads.
     pub busy_ns: u64,
+    /// The same for the vmemmap populate calls (arch_add_memory).
+    pub populate_ns: u64,
 }
 
 /// Progress of the memmap-init events of a trace (times relative to `t0`).
 pub fn trace_progress(events: &[TraceEvent], t0: u64) -> TraceProgress {
+    let total = trace_init_total(events);
     let mut per_task: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
-    let mut total_pages = 0;
-    let mut busy = 0;
-    for e in events {
-        if let TraceEvent::MemmapInit {
-            t_ns,
-            dur_ns,
-            nr_pages,
-            task,
-            pid,
-            ..
-        } = e
-        {
-            let end = t_ns + dur_ns.unwrap_or(0);
-            per_task
-                .entry(format!("{task}-{pid}"))
-                .or_default()
-                .push((end, *nr_pages));
-            total_pages += nr_pages;
-            busy += dur_ns.unwrap_or(0);
-        }
+    for s in &total.steps {
+        per_task
+            .entry(s.thread.clone())
+            .or_default()
+            .push((s.end_ns, s.new_pages));
     }
     let mut all: Vec<(u64, u64)> = Vec::new();
     let mut threads: Vec<(String, Vec<[f64; 2]>)> = per_task
@@ -124,10 +115,10 @@ pub fn trace_progress(events: &[TraceEvent], t0: u64) -> TraceProgress {
     threads.sort_by(|a, b| a.0.cmp(&b.0));
     all.sort_unstable();
     let mut acc = 0;
-    let mut total = Vec::new();
+    let mut total_pts = Vec::new();
     for (t, p) in all {
         acc += p;
-        total.push([t.saturating_sub(t0) as f64, acc as f64]);
+        total_pts.push([t.saturating_sub(t0) as f64, acc as f64]);
     }
     let marks = events
         .iter()
@@ -142,11 +133,12 @@ pub fn trace_progress(events: &[TraceEvent], t0: u64) -> TraceProgress {
     TraceProgress {
         progress: Progress {
             threads,
-            total,
+            total: total_pts,
             marks,
         },
-        pages: total_pages,
-        busy_ns: busy,
+        pages: total.pages,
+        busy_ns: total.init_ns,
+        populate_ns: total.populate_ns,
     }
 }
 
@@ -159,7 +151,7 @@ mod tests {
             t_ns,
             dur_ns: Some(dur),
             func: "memmap_init_zone_device".into(),
-            start_pfn: 0,
+            start_pfn: t_ns * 100,
             nr_pages: pages,
             task: task.into(),
             pid,

@@ -195,6 +195,11 @@ impl PartLanes {
             .spans
             .push((t, t.saturating_add(d), l, 0, 0));
         self.counts.function_span += 1;
+        // Memmap functions' spans are few: keep them in full for the kernel's recorded
+        // durations (memmap_model::kernel_recorded).
+        if memmap_model::kernel_recorded::role_of(func).is_some() {
+            self.events.push(f.to_event()?);
+        }
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 use crate::doc::stats::median;
 use crate::doc::{fmt_bytes, fmt_ns, Doc, RunDoc, TraceDoc};
 use egui::Ui;
+use memmap_model::kernel_recorded::{fmt_opt, kernel_vs_replay, KernelVsReplay};
 
 /// The Overview view of a file.
 pub fn ui(ui: &mut Ui, doc: &Doc) {
@@ -83,6 +84,9 @@ fn run_overview(ui: &mut Ui, doc: &RunDoc) {
                 format!("{}", ms.iter().map(|m| m.uninitialised_reads).sum::<u64>()),
             );
         });
+    ui.separator();
+    ui.strong("Kernel recorded vs replay (init per namespace, median over repeats)");
+    kernel_vs_replay_grid(ui, "ov-kernel", &kernel_vs_replay(r));
     if !r.config.notes.is_empty() {
         ui.separator();
         ui.strong("Notes");
@@ -154,10 +158,43 @@ fn trace_overview(ui: &mut Ui, doc: &TraceDoc) {
                     ui,
                     "memmap init",
                     format!(
-                        "{} pages in {} ({:.2} GB/s of struct pages)",
+                        "{} pages in {} ({:.2} GB/s of struct pages; each pfn range and call once, nested calls not added)",
                         doc.memmap_pages,
                         fmt_ns(doc.memmap_busy_ns as f64),
                         doc.memmap_pages as f64 * 64.0 / doc.memmap_busy_ns.max(1) as f64
+                    ),
+                );
+            }
+            if doc.memmap_populate_ns > 0 {
+                row(ui, "vmemmap populate", fmt_ns(doc.memmap_populate_ns as f64));
+            }
+            for k in doc.kernel_recorded.iter().filter(|k| !k.sources.is_empty()) {
+                let parts: Vec<String> = k
+                    .sources
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} {}×{} {:.3} ms{}",
+                            s.source,
+                            s.calls,
+                            if s.nested_calls > 0 {
+                                format!(" ({} nested)", s.nested_calls)
+                            } else {
+                                String::new()
+                            },
+                            s.total_us / 1e3,
+                            s.pages.map(|p| format!(", {p} pages")).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                row(
+                    ui,
+                    &format!("kernel recorded {}", k.name),
+                    format!(
+                        "init {} ms, populate {} ms · {}",
+                        fmt_opt(k.init_ms, 3),
+                        fmt_opt(k.populate_ms, 3),
+                        parts.join(" · ")
                     ),
                 );
             }
@@ -190,4 +227,43 @@ fn describe_range(l: &memmap_model::layout::RangeLayout) -> String {
         (None, Some(_)) => "hot-plugged RAM".into(),
         _ => "range".into(),
     }
+}
+
+/// Per namespace: kernel recorded | replay measured | predicted kernel (ms) and their
+/// ratios; "—" where a figure is absent.
+pub fn kernel_vs_replay_grid(ui: &mut Ui, id: &str, rows: &[KernelVsReplay]) {
+    egui::Grid::new(id)
+        .num_columns(7)
+        .striped(true)
+        .show(ui, |ui| {
+            for h in [
+                "namespace",
+                "kernel recorded ms",
+                "replay measured ms",
+                "predicted kernel ms",
+                "replay / kernel",
+                "predicted / kernel",
+                "replay / predicted",
+            ] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for r in rows {
+                ui.label(&r.name);
+                ui.label(fmt_opt(r.kernel_ms, 3));
+                ui.label(fmt_opt(r.replay_ms, 3));
+                ui.label(
+                    match (r.predicted_kernel_low_ms, r.predicted_kernel_high_ms) {
+                        (Some(lo), Some(hi)) if r.predicted_kernel_ms.is_some() => {
+                            format!("{} [{lo:.3}, {hi:.3}]", fmt_opt(r.predicted_kernel_ms, 3))
+                        }
+                        _ => fmt_opt(r.predicted_kernel_ms, 3),
+                    },
+                );
+                ui.label(fmt_opt(r.replay_over_kernel, 3));
+                ui.label(fmt_opt(r.predicted_over_kernel, 3));
+                ui.label(fmt_opt(r.replay_over_predicted, 3));
+                ui.end_row();
+            }
+        });
 }
