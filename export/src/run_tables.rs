@@ -21,6 +21,7 @@ pub const RUN_TABLES: &[(&str, RunTable)] = &[
     ("runs", runs),
     ("repeats", repeats),
     ("namespaces", namespaces),
+    ("kernel_vs_replay", kernel_vs_replay),
     ("phases", phases),
     ("threads", threads),
     ("counters", counters),
@@ -249,6 +250,59 @@ fn namespaces(cx: &RunCx) -> anyhow::Result<DataFrame> {
             c("data_pages", e),
             c("struct_pages_written", f),
             c("bytes_written", g),
+        ],
+    )
+}
+
+/// `kernel_vs_replay`: one row per namespace / hot-added range: what the traced kernel
+/// recorded (`kernel_recorded` of the run file), the replay's median init time, the
+/// predicted kernel time, their ratios (null where absent).
+fn kernel_vs_replay(cx: &RunCx) -> anyhow::Result<DataFrame> {
+    let rows = memmap_model::kernel_recorded::kernel_vs_replay(cx.run);
+    let rec = |name: &str| cx.run.kernel_recorded.iter().find(|k| k.name == name);
+    let f = |g: &dyn Fn(&memmap_model::kernel_recorded::KernelVsReplay) -> Option<f64>| {
+        rows.iter().map(g).collect::<Vec<Option<f64>>>()
+    };
+    let dmesg = |name: &str| rec(name).and_then(|k| k.sources.iter().find(|s| s.source == "dmesg"));
+    cx.table(
+        rows.len(),
+        vec![
+            c(
+                "namespace",
+                rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ),
+            c("kernel_ms", f(&|r| r.kernel_ms)),
+            c("replay_ms", f(&|r| r.replay_ms)),
+            c("predicted_kernel_ms", f(&|r| r.predicted_kernel_ms)),
+            c("predicted_kernel_low_ms", f(&|r| r.predicted_kernel_low_ms)),
+            c(
+                "predicted_kernel_high_ms",
+                f(&|r| r.predicted_kernel_high_ms),
+            ),
+            c("replay_over_kernel", f(&|r| r.replay_over_kernel)),
+            c("predicted_over_kernel", f(&|r| r.predicted_over_kernel)),
+            c("replay_over_predicted", f(&|r| r.replay_over_predicted)),
+            c(
+                "kernel_init_ms",
+                f(&|r| rec(&r.name).and_then(|k| k.init_ms)),
+            ),
+            c(
+                "kernel_populate_ms",
+                f(&|r| rec(&r.name).and_then(|k| k.populate_ms)),
+            ),
+            c(
+                "kernel_init_range_pages",
+                rows.iter()
+                    .map(|r| rec(&r.name).and_then(|k| k.init_range_pages))
+                    .collect::<Vec<Option<u64>>>(),
+            ),
+            c("dmesg_ms", f(&|r| dmesg(&r.name).map(|s| s.total_us / 1e3))),
+            c(
+                "dmesg_pages",
+                rows.iter()
+                    .map(|r| dmesg(&r.name).and_then(|s| s.pages))
+                    .collect::<Vec<Option<u64>>>(),
+            ),
         ],
     )
 }

@@ -213,6 +213,24 @@ fn parquet_tables_round_trip_every_row_and_key_value() {
                 .collect::<Vec<_>>()
         );
 
+        // A scenario run: every range has the replay's init and no kernel figure.
+        let kv = part("kernel_vs_replay");
+        assert_eq!(kv.height(), r.layout.len());
+        let want = memmap_model::kernel_recorded::kernel_vs_replay(&r);
+        let col_f64 = |name: &str| -> Vec<Option<f64>> {
+            let c = kv.column(name).unwrap().f64().unwrap();
+            (0..c.len()).map(|i| c.get(i)).collect()
+        };
+        assert_eq!(
+            col_f64("replay_ms"),
+            want.iter().map(|k| k.replay_ms).collect::<Vec<_>>()
+        );
+        assert!(col_f64("replay_ms")
+            .iter()
+            .all(|v| v.is_some_and(|v| v > 0.0)));
+        assert!(col_f64("kernel_ms").iter().all(Option::is_none));
+        assert!(col_f64("predicted_kernel_ms").iter().all(Option::is_none));
+
         let ph = part("phases");
         let want: Vec<(String, u64)> = r
             .repeats

@@ -778,6 +778,7 @@ pub fn summary_json(rf: &RunFile, path: &Path) -> serde_json::Value {
         "struct_pages_written": rf.repeats.first().map(|r| r.metrics.struct_pages_written),
         "uninitialised_reads": rf.repeats.iter().map(|r| r.metrics.uninitialised_reads).sum::<u64>(),
         "verify_errors": verify_errors,
+        "kernel_vs_replay": kernel_recorded::kernel_vs_replay(rf),
         "notes": rf.config.notes,
     })
 }
@@ -858,6 +859,19 @@ pub fn render_human(rf: &RunFile, path: &Path) -> String {
         "  fraction of NT roofline   {:>10.3}",
         f("fraction_of_nt_roofline")
     );
+    for k in kernel_recorded::kernel_vs_replay(rf)
+        .iter()
+        .filter(|k| k.kernel_ms.is_some() || k.predicted_kernel_ms.is_some())
+    {
+        w!(
+            "  {}: kernel recorded {} ms | replay init {} ms | predicted kernel {} ms (replay/kernel {})",
+            k.name,
+            kernel_recorded::fmt_opt(k.kernel_ms, 3),
+            kernel_recorded::fmt_opt(k.replay_ms, 3),
+            kernel_recorded::fmt_opt(k.predicted_kernel_ms, 3),
+            kernel_recorded::fmt_opt(k.replay_over_kernel, 3)
+        );
+    }
     if rf.config.verify {
         w!("  verify errors             {:>10}", s["verify_errors"]);
     }
