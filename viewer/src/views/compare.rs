@@ -99,13 +99,16 @@ pub fn compare_ui(
     let rows = delta_table(&a.scenario, &b.strategy, &a.metrics, &b.metrics);
     ui.separator();
     delta_grid(ui, &a, &b, &rows);
-    ui.separator();
     for (side, x) in [("A", &a), ("B", &b)] {
-        ui.strong(format!(
-            "{side}: kernel recorded vs replay ({}, init per namespace, median over repeats)",
-            x.files.first().map(String::as_str).unwrap_or_default()
-        ));
-        crate::views::overview::kernel_vs_replay_grid(ui, &format!("cmp-kernel-{side}"), &x.kernel);
+        crate::views::overview::kernel_vs_replay_section(
+            ui,
+            &format!("cmp-kernel-{side}"),
+            &format!(
+                "{side}: kernel recorded vs replay ({}, init per namespace, median over repeats)",
+                x.files.first().map(String::as_str).unwrap_or_default()
+            ),
+            &x.kernel,
+        );
     }
     Some((a, b, rows))
 }

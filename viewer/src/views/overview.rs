@@ -85,8 +85,12 @@ fn run_overview(ui: &mut Ui, doc: &RunDoc) {
             );
         });
     ui.separator();
-    ui.strong("Kernel recorded vs replay (init per namespace, median over repeats)");
-    kernel_vs_replay_grid(ui, "ov-kernel", &kernel_vs_replay(r));
+    kernel_vs_replay_section(
+        ui,
+        "ov-kernel",
+        "Kernel recorded vs replay (init per namespace, median over repeats)",
+        &kernel_vs_replay(r),
+    );
     if !r.config.notes.is_empty() {
         ui.separator();
         ui.strong("Notes");
@@ -227,6 +231,18 @@ fn describe_range(l: &memmap_model::layout::RangeLayout) -> String {
         (None, Some(_)) => "hot-plugged RAM".into(),
         _ => "range".into(),
     }
+}
+
+/// [`kernel_vs_replay_grid`] under a collapsing header, open when the run has kernel
+/// figures (a replayed trace), closed for a scenario run where the columns would be "—".
+pub fn kernel_vs_replay_section(ui: &mut Ui, id: &str, title: &str, rows: &[KernelVsReplay]) {
+    let has_kernel = rows
+        .iter()
+        .any(|r| r.kernel_ms.is_some() || r.predicted_kernel_ms.is_some());
+    egui::CollapsingHeader::new(title)
+        .id_salt(id)
+        .default_open(has_kernel)
+        .show(ui, |ui| kernel_vs_replay_grid(ui, id, rows));
 }
 
 /// Per namespace: kernel recorded | replay measured | predicted kernel (ms) and their
