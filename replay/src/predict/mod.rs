@@ -175,7 +175,8 @@ fn compose(
         *bytes_per_node.entry((l.node, on_device)).or_default() += bytes;
         // Lock scope: 6.1 pagemap_range: mem_hotplug_begin(); arch_add_memory (populate);
         // move_pfn_range_to_zone (altmap pfns); mem_hotplug_done(); then
-        // memmap_init_zone_device. 4.19 devm_memremap_pages: both passes' first inside.
+        // memmap_init_zone_device. 4.19 devm_memremap_pages: the first pass inside the
+        // lock, the second after mem_hotplug_done().
         let mut t = if s.populate_under_hotplug_lock() {
             lock_free_at + populate
         } else {
